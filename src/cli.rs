@@ -1,0 +1,418 @@
+//! Command-line definitions (clap derive): flags, help text and value parsers only.
+//! Nothing here touches the filesystem or the cache; `run` and `commands` act on it.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+fn long_version() -> &'static str {
+    concat!(env!("CARGO_PKG_VERSION"), " (cache schema 1, key schema 1)")
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "idem",
+    version,
+    long_version = long_version(),
+    about = "Make any command idempotent: replay its recorded outcome when its inputs have not changed",
+    after_help = "Examples:\n  idem run -f 'src/**/*.c' -f Makefile -e CC -o build/ -- make all\n  idem run -f data/ -- ./report.sh > report.txt\n  idem explain -f 'src/**/*.c' -- make all\n\nDocs: README.md and docs/ in the idem repository.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a command, or replay its recorded outcome when nothing it depends on changed
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// Would this command be a hit? Exit 0 on hit, 1 on miss; runs nothing
+    #[command(after_help = "Examples:\n  idem status -f src/ -- make && echo up to date\n  idem status -v -f data/ -- ./report.sh")]
+    Status(RunArgs),
+    /// Say which dependencies changed since the last record of this task
+    #[command(after_help = "Examples:\n  idem explain -f 'src/**/*.c' -e CC -- make all\n  idem explain --json -f data/ -- ./report.sh")]
+    Explain(ExplainArgs),
+    /// Hits, misses, time saved and cache size
+    #[command(after_help = "Examples:\n  idem stats\n  idem stats --json\n  idem stats --zero")]
+    Stats(StatsArgs),
+    /// Recent records, one line each
+    #[command(alias = "log", after_help = "Examples:\n  idem list\n  idem list --cmd make --since 2h\n  idem list --json")]
+    List(ListArgs),
+    /// One record whole: dependencies, outputs, stdout and stderr
+    #[command(after_help = "Examples:\n  idem show 12\n  idem show 12 --stdout > out.txt")]
+    Show(ShowArgs),
+    /// Evict least-recently-used records and delete unreferenced blobs
+    #[command(after_help = "Examples:\n  idem gc --max-size 5G\n  idem gc --max-age 30d")]
+    Gc(GcArgs),
+    /// Delete the records of one task, or of one execution key
+    #[command(after_help = "Examples:\n  idem forget -f src/ -- make all\n  idem forget --key deploy-1234")]
+    Forget(ForgetArgs),
+    /// Delete every record and blob in the cache
+    #[command(after_help = "Examples:\n  idem clear --yes")]
+    Clear(ClearArgs),
+    /// Re-hash every blob; drop records whose blobs are missing or corrupt
+    #[command(after_help = "Examples:\n  idem verify")]
+    Verify(CacheArgs),
+    /// Print a shell completion script
+    #[command(after_help = "Examples:\n  idem completions bash > /etc/bash_completion.d/idem\n  idem completions zsh > ~/.zfunc/_idem")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+const RUN_EXAMPLES: &str = "Examples:
+  idem run -f 'src/**/*.rs' -f Cargo.toml -e RUSTFLAGS -- cargo build
+  idem run -f data/ -- ./report.sh > report.txt
+  idem run -f 'src/**/*.c' -o build/app -o 'build/*.o' -- make app
+  idem run --ttl 1m -- kubectl get pods
+  idem run --key \"deploy-$GIT_SHA\" -- ./deploy.sh prod
+
+Everything after `--` is the command, passed on byte for byte.
+Exit status: the command's own (replayed on a hit); 2 for idem's usage errors;
+see docs/exit-codes.md for the rest.";
+
+/// Where the cache lives; shared by every subcommand.
+#[derive(Args, Debug, Clone, Default)]
+pub struct CacheArgs {
+    /// Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]
+    #[arg(long, env = "IDEM_CACHE_DIR", value_name = "DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// A file, directory (walked recursively) or glob ('src/**/*.c') whose content is an
+    /// input; '!pattern' excludes. Repeatable
+    #[arg(short = 'f', long = "file", value_name = "SPEC", value_parser = clap::value_parser!(OsString))]
+    pub files: Vec<OsString>,
+
+    /// An environment variable whose value (or absence) is an input. Repeatable
+    #[arg(short = 'e', long = "env", value_name = "NAME")]
+    pub envs: Vec<String>,
+
+    /// A URL whose current state (ETag, Last-Modified+length, else body hash) is an
+    /// input. Repeatable
+    #[arg(short = 'u', long = "url", value_name = "URL")]
+    pub urls: Vec<String>,
+
+    /// A URL whose body is always downloaded and hashed. Repeatable
+    #[arg(long = "url-content", value_name = "URL")]
+    pub url_contents: Vec<String>,
+
+    /// Header sent with URL requests ('Name: value'); never stored or printed. Repeatable
+    #[arg(long = "url-header", value_name = "HEADER")]
+    pub url_headers: Vec<String>,
+
+    /// Time limit for each URL check
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub url_timeout: Duration,
+
+    /// When a URL cannot be checked: run the command (default) or trust the last
+    /// recorded state (hit)
+    #[arg(long, value_enum, default_value_t = UrlOffline::Run, value_name = "MODE")]
+    pub url_offline: UrlOffline,
+
+    /// A file, directory or glob the command produces; stored on success and restored
+    /// on a hit. Repeatable
+    #[arg(short = 'o', long = "output", value_name = "SPEC", value_parser = clap::value_parser!(OsString))]
+    pub outputs: Vec<OsString>,
+
+    /// On restore, make declared output directories exactly the recorded ones
+    #[arg(long)]
+    pub clean_outputs: bool,
+
+    /// Do not skip files ignored by .gitignore/.ignore (nor .git/) in directory walks
+    #[arg(long)]
+    pub no_ignore: bool,
+
+    /// A name that separates otherwise identical tasks
+    #[arg(long, value_name = "NAME")]
+    pub scope: Option<String>,
+
+    /// Workspace root; paths inside it enter keys relative to it
+    /// [default: nearest ancestor holding .git, else the working directory]
+    #[arg(long, env = "IDEM_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub cache: CacheArgs,
+
+    /// Read stdin fully, make its hash an input, and feed the same bytes to the command
+    #[arg(long)]
+    pub stdin: bool,
+
+    /// Run and re-record even when a matching record exists
+    #[arg(long)]
+    pub force: bool,
+
+    /// Record non-zero exits too (by default only exit 0 is recorded)
+    #[arg(long)]
+    pub cache_failures: bool,
+
+    /// Run the command with only the declared -e variables, PATH, HOME and --pass-env
+    #[arg(long)]
+    pub strict_env: bool,
+
+    /// With --strict-env, also pass this variable (not an input). Repeatable
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_envs: Vec<String>,
+
+    /// Execution key: the command succeeds at most once (or --max-runs) per key,
+    /// whatever its inputs; later calls replay
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+
+    /// With --key: how many successful runs the key allows
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_runs: u64,
+
+    /// With --key: refuse (deny) or allow reusing a key for another command line
+    #[arg(long, value_enum, default_value_t = KeyReuse::Deny, value_name = "POLICY")]
+    pub key_reuse: KeyReuse,
+
+    /// Do not replay records older than this (30s, 10m, 2h, 7d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub ttl: Option<Duration>,
+
+    /// Past this age, replay but refresh the record in the background
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub stale: Option<Duration>,
+
+    /// Replay a matching record, else exit 3 without running anything
+    #[arg(long)]
+    pub cache_only: bool,
+
+    /// How long to wait for another idem running the same thing before running it too
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait_timeout: Option<Duration>,
+
+    /// Do not wait for another idem running the same thing: exit 75 instead
+    #[arg(long)]
+    pub no_wait: bool,
+
+    /// Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://
+    #[arg(long, env = "IDEM_REMOTE", value_name = "URL")]
+    pub remote: Option<String>,
+
+    /// Read from the remote cache but never write to it
+    #[arg(long, env = "IDEM_REMOTE_READ_ONLY", value_parser = parse_bool_env)]
+    pub remote_read_only: Option<bool>,
+
+    /// Time limit for each remote cache operation
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub remote_timeout: Duration,
+
+    /// Print one line about what idem did (hit, miss and why) on stderr
+    #[arg(short, long)]
+    pub verbose: bool,
+
+    /// Progress bars on stderr: auto (terminal only), always, never
+    #[arg(long, value_enum, default_value_t = Progress::Auto, value_name = "WHEN")]
+    pub progress: Progress,
+
+    /// Internal: refresh a stale record in the background (spawned by idem itself)
+    #[arg(long, hide = true)]
+    pub background_refresh: bool,
+
+    /// The command and its arguments, after `--`
+    #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Print JSON (see docs/json.md)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// Print JSON (see docs/json.md)
+    #[arg(long)]
+    pub json: bool,
+    /// Reset the hit/miss counters
+    #[arg(long)]
+    pub zero: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// Only records whose command line contains this text
+    #[arg(long, value_name = "PATTERN")]
+    pub cmd: Option<String>,
+    /// Only records made within this duration (2h, 7d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub since: Option<Duration>,
+    /// At most this many records
+    #[arg(long, short = 'n', default_value_t = 50)]
+    pub limit: usize,
+    /// Print JSON (see docs/json.md)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// Record id, as printed by `idem list`
+    pub id: i64,
+    /// Print the recorded stdout bytes
+    #[arg(long, conflicts_with = "stderr")]
+    pub stdout: bool,
+    /// Print the recorded stderr bytes
+    #[arg(long)]
+    pub stderr: bool,
+    /// Print JSON (see docs/json.md)
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// Evict least-recently-used records until the cache is under this size (5G, 500M)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+    /// Evict records not used for this long (30d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub max_age: Option<Duration>,
+}
+
+#[derive(Args, Debug)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct ClearArgs {
+    #[command(flatten)]
+    pub cache: CacheArgs,
+    /// Do not ask for confirmation
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UrlOffline {
+    #[default]
+    Run,
+    Hit,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KeyReuse {
+    #[default]
+    Deny,
+    Allow,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Progress {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// `30s`, `10m`, `2h`, `7d`, `500ms`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration '{s}': expected a number and a unit, like 30s, 10m, 2h, 7d"))?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "d" => value * 86400.0,
+        "w" => value * 7.0 * 86400.0,
+        _ => return Err(format!("invalid duration unit '{unit}' in '{s}': use ms, s, m, h, d or w")),
+    };
+    if !secs.is_finite() || secs < 0.0 || secs > 1e12 {
+        return Err(format!("duration '{s}' is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// `5G`, `500M`, `64K`, `1T`, or plain bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid size '{s}': expected a number and a unit, like 500M or 5G"))?;
+    let mult: u64 = match unit.trim_end_matches(['B', 'b', 'i']) {
+        "" => 1,
+        "K" | "k" => 1 << 10,
+        "M" | "m" => 1 << 20,
+        "G" | "g" => 1 << 30,
+        "T" | "t" => 1 << 40,
+        _ => return Err(format!("invalid size unit '{unit}' in '{s}': use K, M, G or T")),
+    };
+    value
+        .checked_mul(mult)
+        .ok_or_else(|| format!("size '{s}' is out of range"))
+}
+
+fn parse_bool_env(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "" | "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("expected 1/0, true/false, yes/no; got '{s}'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604800));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
+        assert!(parse_duration("3x").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("5G").unwrap(), 5 << 30);
+        assert_eq!(parse_size("500M").unwrap(), 500 << 20);
+        assert_eq!(parse_size("10").unwrap(), 10);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,3 @@
+//! One file per subcommand other than `run`.
+
+pub mod gc;

@@ -1,0 +1,502 @@
+//! File dependencies: turn `-f` specs (files, directories, globs, `!excludes`) into a
+//! sorted list of paths, then into states through the stat cache. A file is re-hashed
+//! only when its stat changed or it was written too close to its last hashing ("racy").
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use globset::{GlobBuilder, GlobMatcher};
+use rayon::prelude::*;
+
+use super::{DepState, Kind};
+use crate::encode::{Decoder, Encoder};
+use crate::spec::Workspace;
+
+/// One parsed path spec: a literal path, or a glob anchored at its literal prefix.
+#[derive(Debug, Clone)]
+pub enum PathSpec {
+    Literal(PathBuf),
+    Glob { base: PathBuf, matcher: GlobMatcher },
+}
+
+/// An exclusion: anchored like an include when it has a `/`, else matched against
+/// every file name (as in .gitignore).
+#[derive(Debug, Clone)]
+enum Exclude {
+    Anchored { base: PathBuf, matcher: GlobMatcher },
+    Name(GlobMatcher),
+}
+
+fn has_glob_meta(s: &[u8]) -> bool {
+    s.iter().any(|c| matches!(c, b'*' | b'?' | b'[' | b'{'))
+}
+
+fn build_glob(pattern: &str, spec: &OsStr) -> Result<GlobMatcher> {
+    Ok(GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .with_context(|| format!("invalid glob '{}'", spec.to_string_lossy()))?
+        .compile_matcher())
+}
+
+impl PathSpec {
+    pub fn parse(spec: &OsStr, ws: &Workspace) -> Result<Self> {
+        let bytes = spec.as_bytes();
+        if bytes.is_empty() {
+            bail!("empty path spec: give a file, directory or glob");
+        }
+        if !has_glob_meta(bytes) {
+            return Ok(PathSpec::Literal(ws.absolute(Path::new(spec))));
+        }
+        let text = spec.to_str().with_context(|| {
+            format!("glob '{}' is not valid UTF-8", spec.to_string_lossy())
+        })?;
+        let (base, rest) = split_glob(text);
+        let matcher = build_glob(&rest, spec)?;
+        Ok(PathSpec::Glob {
+            base: ws.absolute(Path::new(&base)),
+            matcher,
+        })
+    }
+
+    /// The directory a walk for this spec starts from (or the literal path itself).
+    pub fn base(&self) -> &Path {
+        match self {
+            PathSpec::Literal(p) => p,
+            PathSpec::Glob { base, .. } => base,
+        }
+    }
+
+    /// Does this spec cover `abs` (the path itself, or anything under a literal dir)?
+    pub fn covers(&self, abs: &Path) -> bool {
+        match self {
+            PathSpec::Literal(p) => abs.starts_with(p),
+            PathSpec::Glob { base, matcher } => match abs.strip_prefix(base) {
+                Ok(rel) => prefixes(rel).any(|p| matcher.is_match(p)),
+                Err(_) => false,
+            },
+        }
+    }
+}
+
+/// Splits `src/lib/**/*.c` into (`src/lib`, `**/*.c`).
+fn split_glob(text: &str) -> (String, String) {
+    let parts: Vec<&str> = text.split('/').collect();
+    let first_glob = parts
+        .iter()
+        .position(|p| has_glob_meta(p.as_bytes()))
+        .unwrap_or(parts.len());
+    let mut base = parts[..first_glob].join("/");
+    if base.is_empty() {
+        base = if text.starts_with('/') { "/".into() } else { ".".into() };
+    }
+    (base, parts[first_glob..].join("/"))
+}
+
+/// `a`, `a/b`, `a/b/c` for `a/b/c`: a match on a directory covers what is inside.
+fn prefixes(rel: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    let mut acc = PathBuf::new();
+    rel.components().map(move |c| {
+        acc.push(c);
+        acc.clone()
+    })
+}
+
+/// All `-f` specs of a task, parsed once.
+#[derive(Debug, Clone, Default)]
+pub struct FileSpecs {
+    includes: Vec<PathSpec>,
+    excludes: Vec<Exclude>,
+}
+
+/// Paths whose state is not an input: declared outputs (and .git when ignoring).
+pub trait Skip: Sync {
+    fn skip(&self, abs: &Path) -> bool;
+}
+
+impl FileSpecs {
+    pub fn parse(specs: &[std::ffi::OsString], ws: &Workspace) -> Result<Self> {
+        let mut out = FileSpecs::default();
+        for spec in specs {
+            let bytes = spec.as_bytes();
+            if let Some(rest) = bytes.strip_prefix(b"!") {
+                let text = std::str::from_utf8(rest).with_context(|| {
+                    format!("exclude '{}' is not valid UTF-8", spec.to_string_lossy())
+                })?;
+                if text.is_empty() {
+                    bail!("empty exclude '!': give a pattern after the '!'");
+                }
+                if text.contains('/') {
+                    let (base, rest) = split_glob(text);
+                    let pattern = if rest.is_empty() { "**".to_string() } else { rest };
+                    out.excludes.push(Exclude::Anchored {
+                        base: ws.absolute(Path::new(&base)),
+                        matcher: build_glob(&pattern, spec)?,
+                    });
+                } else {
+                    out.excludes.push(Exclude::Name(build_glob(text, spec)?));
+                }
+            } else {
+                out.includes.push(PathSpec::parse(spec, ws)?);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn includes(&self) -> &[PathSpec] {
+        &self.includes
+    }
+
+    fn excluded(&self, abs: &Path) -> bool {
+        self.excludes.iter().any(|ex| match ex {
+            Exclude::Name(m) => abs.file_name().is_some_and(|n| m.is_match(n)),
+            Exclude::Anchored { base, matcher } => match abs.strip_prefix(base) {
+                Ok(rel) => prefixes(rel).any(|p| matcher.is_match(p)),
+                Err(_) => false,
+            },
+        })
+    }
+
+    /// Expands the specs into sorted absolute paths. Literal paths that do not exist are
+    /// returned too (their state is `absent`); `missing` lists them for a warning.
+    pub fn resolve(&self, no_ignore: bool, skip: &dyn Skip) -> Result<Resolved> {
+        let mut paths = Vec::new();
+        let mut missing = Vec::new();
+        for inc in &self.includes {
+            match inc {
+                PathSpec::Literal(p) => match std::fs::symlink_metadata(p) {
+                    Ok(md) if md.is_dir() => {
+                        walk(p, no_ignore, &mut |f| {
+                            if !self.excluded(f) && !skip.skip(f) {
+                                paths.push(f.to_path_buf());
+                            }
+                        }, skip)?;
+                    }
+                    Ok(_) => {
+                        if !self.excluded(p) {
+                            paths.push(p.clone())
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        missing.push(p.clone());
+                        paths.push(p.clone());
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("cannot stat {}", p.display()))
+                    }
+                },
+                PathSpec::Glob { base, matcher } => {
+                    if !base.is_dir() {
+                        continue;
+                    }
+                    walk(base, no_ignore, &mut |f| {
+                        if let Ok(rel) = f.strip_prefix(base) {
+                            if matcher.is_match(rel) && !self.excluded(f) && !skip.skip(f) {
+                                paths.push(f.to_path_buf());
+                            }
+                        }
+                    }, skip)?;
+                }
+            }
+        }
+        paths.sort();
+        paths.dedup();
+        Ok(Resolved { paths, missing })
+    }
+}
+
+pub struct Resolved {
+    pub paths: Vec<PathBuf>,
+    pub missing: Vec<PathBuf>,
+}
+
+/// Walks `dir` (not following symlinks), calling `found` for every non-directory entry.
+/// Honors .gitignore/.ignore and skips `.git/` unless `no_ignore`.
+pub fn walk(
+    dir: &Path,
+    no_ignore: bool,
+    found: &mut dyn FnMut(&Path),
+    skip: &dyn Skip,
+) -> Result<()> {
+    let mut builder = ignore::WalkBuilder::new(dir);
+    builder
+        .standard_filters(false)
+        .hidden(false)
+        .follow_links(false)
+        .git_ignore(!no_ignore)
+        .git_exclude(!no_ignore)
+        .ignore(!no_ignore)
+        .parents(!no_ignore)
+        .require_git(false)
+        .sort_by_file_name(|a, b| a.cmp(b));
+    let root = dir.to_path_buf();
+    builder.filter_entry(move |e| {
+        if e.path() == root {
+            return true;
+        }
+        !(!no_ignore && e.file_name() == ".git")
+    });
+    for entry in builder.build() {
+        let entry = entry.with_context(|| format!("cannot walk {}", dir.display()))?;
+        let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+        if is_dir {
+            continue;
+        }
+        if skip.skip(entry.path()) {
+            continue;
+        }
+        found(entry.path());
+    }
+    Ok(())
+}
+
+/// What the stat cache remembers about one path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatEntry {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub mode: u32,
+    pub hash: [u8; 32],
+    pub hashed_at_ns: i64,
+}
+
+impl StatEntry {
+    fn same_stat(&self, md: &Metadata) -> bool {
+        self.dev == md.dev()
+            && self.ino == md.ino()
+            && self.size == md.size()
+            && self.mtime_ns == mtime_ns(md)
+            && self.ctime_ns == ctime_ns(md)
+            && self.mode == md.mode()
+    }
+
+    /// "Racy git": a file modified within one timestamp tick of its hashing could be
+    /// modified again with an identical stat, so its hash cannot be trusted.
+    pub fn is_racy(&self) -> bool {
+        racy(self.mtime_ns, self.ctime_ns, self.hashed_at_ns)
+    }
+}
+
+/// Filesystems with whole-second timestamps (nanoseconds all zero) get a 2 s margin;
+/// nanosecond filesystems a margin larger than the kernel's coarse clock tick.
+pub fn racy(mtime_ns: i64, ctime_ns: i64, hashed_at_ns: i64) -> bool {
+    let newest = mtime_ns.max(ctime_ns);
+    let margin = if mtime_ns % 1_000_000_000 == 0 {
+        2_000_000_000
+    } else {
+        100_000_000
+    };
+    newest.saturating_add(margin) > hashed_at_ns
+}
+
+pub fn mtime_ns(md: &Metadata) -> i64 {
+    md.mtime().saturating_mul(1_000_000_000) + md.mtime_nsec()
+}
+
+pub fn ctime_ns(md: &Metadata) -> i64 {
+    md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec()
+}
+
+/// The stat cache of one task: path bytes → entry. Loaded and saved as one blob so a
+/// hit reads one row, whatever the number of files.
+#[derive(Debug, Default, Clone)]
+pub struct StatCache {
+    pub entries: HashMap<Vec<u8>, StatEntry>,
+}
+
+impl StatCache {
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut d = Decoder::new(buf);
+        if d.u64()? != 1 {
+            bail!("unknown stat cache format");
+        }
+        let n = d.count()?;
+        let mut entries = HashMap::with_capacity(n);
+        for _ in 0..n {
+            let path = d.vec()?;
+            let e = StatEntry {
+                dev: d.u64()?,
+                ino: d.u64()?,
+                size: d.u64()?,
+                mtime_ns: d.i64()?,
+                ctime_ns: d.i64()?,
+                mode: d.u64()? as u32,
+                hash: d.hash()?,
+                hashed_at_ns: d.i64()?,
+            };
+            entries.insert(path, e);
+        }
+        Ok(Self { entries })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.u64(1).u64(self.entries.len() as u64);
+        for (path, s) in &self.entries {
+            e.bytes(path)
+                .u64(s.dev)
+                .u64(s.ino)
+                .u64(s.size)
+                .i64(s.mtime_ns)
+                .i64(s.ctime_ns)
+                .u64(s.mode as u64)
+                .bytes(&s.hash)
+                .i64(s.hashed_at_ns);
+        }
+        e.finish()
+    }
+}
+
+/// Size above which a file is hashed with mmap on all cores.
+const MMAP_THRESHOLD: u64 = 1 << 20;
+
+pub fn hash_file(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
+    let mut h = blake3::Hasher::new();
+    if size >= MMAP_THRESHOLD {
+        h.update_mmap_rayon(path)?;
+    } else {
+        let data = std::fs::read(path)?;
+        h.update(&data);
+    }
+    Ok(*h.finalize().as_bytes())
+}
+
+/// The state of one path, using and refreshing the stat cache.
+pub fn path_state(
+    path: &Path,
+    old: &StatCache,
+    now_ns: impl Fn() -> i64,
+) -> Result<(Vec<u8>, Option<StatEntry>)> {
+    let md = match std::fs::symlink_metadata(path) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((b"absent".to_vec(), None)),
+        Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
+    };
+    let ft = md.file_type();
+    if ft.is_symlink() {
+        let target = std::fs::read_link(path)
+            .with_context(|| format!("cannot read symlink {}", path.display()))?;
+        let mut st = b"symlink:".to_vec();
+        st.extend_from_slice(target.as_os_str().as_bytes());
+        return Ok((st, None));
+    }
+    if !ft.is_file() {
+        // Never open FIFOs, sockets or devices: reading them could block or consume.
+        let what = if ft.is_dir() { "dir" } else { "special" };
+        return Ok((what.as_bytes().to_vec(), None));
+    }
+    let key = path.as_os_str().as_bytes();
+    let entry = match old.entries.get(key) {
+        Some(e) if e.same_stat(&md) && !e.is_racy() => *e,
+        _ => {
+            let hashed_at_ns = now_ns();
+            let hash = hash_file(path, md.size())
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            // The file may have changed while we read it: keep the stat taken after.
+            let md2 = std::fs::symlink_metadata(path)
+                .with_context(|| format!("cannot stat {}", path.display()))?;
+            let hashed_at_ns = if mtime_ns(&md2) != mtime_ns(&md) || md2.size() != md.size() {
+                i64::MIN // force a re-hash next time; the state below may already be stale
+            } else {
+                hashed_at_ns
+            };
+            StatEntry {
+                dev: md.dev(),
+                ino: md.ino(),
+                size: md.size(),
+                mtime_ns: mtime_ns(&md),
+                ctime_ns: ctime_ns(&md),
+                mode: md.mode(),
+                hash,
+                hashed_at_ns,
+            }
+        }
+    };
+    let exec = if md.mode() & 0o111 != 0 { "+x" } else { "" };
+    let st = format!("blake3:{}{exec}", blake3::Hash::from(entry.hash).to_hex());
+    Ok((st.into_bytes(), Some(entry)))
+}
+
+/// States of many paths, in parallel above a handful of files. Returns the states and
+/// the refreshed stat cache (only the paths seen now).
+pub fn states(
+    ws: &Workspace,
+    paths: &[PathBuf],
+    kind: Kind,
+    old: &StatCache,
+    new_cache: &mut StatCache,
+) -> Result<Vec<DepState>> {
+    let now = || crate::clock::real_now_ns();
+    let one = |p: &PathBuf| -> Result<(DepState, Option<(Vec<u8>, StatEntry)>)> {
+        let (st, entry) = path_state(p, old, now)?;
+        let dep = DepState::new(kind, ws.key_of(p), st);
+        Ok((dep, entry.map(|e| (p.as_os_str().as_bytes().to_vec(), e))))
+    };
+    let results: Vec<_> = if paths.len() >= 32 {
+        paths.par_iter().map(one).collect::<Result<_>>()?
+    } else {
+        paths.iter().map(one).collect::<Result<_>>()?
+    };
+    let mut deps = Vec::with_capacity(results.len());
+    for (dep, entry) in results {
+        if let Some((k, e)) = entry {
+            new_cache.entries.insert(k, e);
+        }
+        deps.push(dep);
+    }
+    Ok(deps)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn racy_window() {
+        let s = 1_000_000_000i64;
+        // Hashed in the same tick as the write: racy.
+        assert!(racy(10 * s + 5, 10 * s + 5, 10 * s + 6));
+        // Written long before hashing: trusted.
+        assert!(!racy(10 * s + 5, 10 * s + 5, 20 * s));
+        // Whole-second filesystems need two seconds of distance.
+        assert!(racy(10 * s, 10 * s, 11 * s + 500_000_000));
+        assert!(!racy(10 * s, 10 * s, 12 * s + 1));
+    }
+
+    #[test]
+    fn glob_split() {
+        assert_eq!(split_glob("src/**/*.c"), ("src".into(), "**/*.c".into()));
+        assert_eq!(split_glob("*.c"), (".".into(), "*.c".into()));
+        assert_eq!(split_glob("/a/b/*.c"), ("/a/b".into(), "*.c".into()));
+    }
+
+    #[test]
+    fn stat_cache_roundtrip() {
+        let mut c = StatCache::default();
+        c.entries.insert(
+            b"/x".to_vec(),
+            StatEntry {
+                dev: 1,
+                ino: 2,
+                size: 3,
+                mtime_ns: 4,
+                ctime_ns: 5,
+                mode: 0o644,
+                hash: [7; 32],
+                hashed_at_ns: 8,
+            },
+        );
+        let d = StatCache::decode(&c.encode()).unwrap();
+        assert_eq!(d.entries, c.entries);
+        assert!(StatCache::decode(&c.encode()[..10]).is_err());
+    }
+}

@@ -1,0 +1,169 @@
+//! Dependencies and their states: one file per kind. A kind computes "what is this
+//! input now"; it knows nothing of records or storage, and an unknown state is reported
+//! as unknown, never guessed.
+
+pub mod env;
+pub mod files;
+pub mod program;
+pub mod url;
+
+use crate::encode::{Decoder, Encoder};
+use anyhow::{bail, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    File = 1,
+    Env = 2,
+    Url = 3,
+    Program = 4,
+    Stdin = 5,
+}
+
+impl Kind {
+    pub fn from_u8(v: u8) -> Result<Self> {
+        Ok(match v {
+            1 => Kind::File,
+            2 => Kind::Env,
+            3 => Kind::Url,
+            4 => Kind::Program,
+            5 => Kind::Stdin,
+            _ => bail!("unknown dependency kind {v}"),
+        })
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Env => "env",
+            Kind::Url => "url",
+            Kind::Program => "program",
+            Kind::Stdin => "stdin",
+        }
+    }
+}
+
+/// One (dependency, state) pair. `name` is the path key, variable name or URL; `state`
+/// is a printable-ish byte string: `blake3:<hex>`, `absent`, `symlink:<target>`,
+/// `keyed:<hex>`, `unset`, `etag:"…"`, …
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DepState {
+    pub kind: Kind,
+    pub name: Vec<u8>,
+    pub state: Vec<u8>,
+}
+
+impl DepState {
+    pub fn new(kind: Kind, name: impl Into<Vec<u8>>, state: impl Into<Vec<u8>>) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+            state: state.into(),
+        }
+    }
+
+    pub fn display_name(&self) -> String {
+        format!("{} {}", self.kind.label(), String::from_utf8_lossy(&self.name))
+    }
+}
+
+/// The state key: blake3 over the sorted, canonically encoded pairs.
+pub fn state_key(deps: &[DepState]) -> [u8; 32] {
+    let mut sorted: Vec<&DepState> = deps.iter().collect();
+    sorted.sort();
+    let mut e = Encoder::new();
+    e.str("idem-state").u64(crate::spec::KEY_SCHEMA);
+    e.u64(sorted.len() as u64);
+    for d in sorted {
+        e.u8(d.kind as u8).bytes(&d.name).bytes(&d.state);
+    }
+    *blake3::hash(&e.finish()).as_bytes()
+}
+
+pub fn encode_deps(e: &mut Encoder, deps: &[DepState]) {
+    e.u64(deps.len() as u64);
+    for d in deps {
+        e.u8(d.kind as u8).bytes(&d.name).bytes(&d.state);
+    }
+}
+
+pub fn decode_deps(d: &mut Decoder) -> Result<Vec<DepState>> {
+    let n = d.count()?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let kind = Kind::from_u8(d.u8()?)?;
+        out.push(DepState::new(kind, d.vec()?, d.vec()?));
+    }
+    Ok(out)
+}
+
+/// How a dependency differs between a record and now (for `-v`, `explain`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Changed,
+    Added,
+    Removed,
+}
+
+/// Per-dependency differences, in a stable order. Values are never exposed, only names;
+/// URL validators are shown (they are public metadata, not secrets).
+pub fn diff(old: &[DepState], new: &[DepState]) -> Vec<(DepState, Change, Option<String>)> {
+    use std::collections::BTreeMap;
+    let old_map: BTreeMap<(Kind, &[u8]), &DepState> =
+        old.iter().map(|d| ((d.kind, d.name.as_slice()), d)).collect();
+    let new_map: BTreeMap<(Kind, &[u8]), &DepState> =
+        new.iter().map(|d| ((d.kind, d.name.as_slice()), d)).collect();
+    let mut out = Vec::new();
+    for (k, n) in &new_map {
+        match old_map.get(k) {
+            None => out.push(((*n).clone(), Change::Added, None)),
+            Some(o) if o.state != n.state => {
+                let detail = (n.kind == Kind::Url).then(|| {
+                    format!(
+                        "{} → {}",
+                        String::from_utf8_lossy(&o.state),
+                        String::from_utf8_lossy(&n.state)
+                    )
+                });
+                out.push(((*n).clone(), Change::Changed, detail))
+            }
+            Some(_) => {}
+        }
+    }
+    for (k, o) in &old_map {
+        if !new_map.contains_key(k) {
+            out.push(((*o).clone(), Change::Removed, None));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_key_ignores_order_but_not_content() {
+        let a = DepState::new(Kind::File, "a", "blake3:1");
+        let b = DepState::new(Kind::Env, "B", "unset");
+        assert_eq!(state_key(&[a.clone(), b.clone()]), state_key(&[b.clone(), a.clone()]));
+        let a2 = DepState::new(Kind::File, "a", "blake3:2");
+        assert_ne!(state_key(&[a, b.clone()]), state_key(&[a2, b]));
+    }
+
+    #[test]
+    fn diff_names_changes() {
+        let old = vec![
+            DepState::new(Kind::File, "a", "1"),
+            DepState::new(Kind::File, "gone", "1"),
+        ];
+        let new = vec![
+            DepState::new(Kind::File, "a", "2"),
+            DepState::new(Kind::File, "new", "1"),
+        ];
+        let d = diff(&old, &new);
+        assert_eq!(d.len(), 3);
+        assert!(d.iter().any(|(s, c, _)| s.name == b"a" && *c == Change::Changed));
+        assert!(d.iter().any(|(s, c, _)| s.name == b"new" && *c == Change::Added));
+        assert!(d.iter().any(|(s, c, _)| s.name == b"gone" && *c == Change::Removed));
+    }
+}

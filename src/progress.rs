@@ -1,0 +1,47 @@
+//! Progress bars and spinners on stderr: only on a terminal (or --progress=always),
+//! never on stdout, never in pipes or CI logs by default.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::Progress;
+
+pub fn enabled(mode: Progress) -> bool {
+    match mode {
+        Progress::Always => true,
+        Progress::Never => false,
+        Progress::Auto => std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
+    }
+}
+
+/// A spinner drawn on stderr, or `None` when progress is off.
+pub fn spinner(mode: Progress) -> Option<ProgressBar> {
+    if !enabled(mode) {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} idem: {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    Some(bar)
+}
+
+/// A byte-counting bar for long transfers or hashing.
+pub fn bytes_bar(mode: Progress, total: Option<u64>, what: &str) -> Option<ProgressBar> {
+    if !enabled(mode) {
+        return None;
+    }
+    let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    let template = if total.is_some() {
+        "idem: {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}"
+    } else {
+        "{spinner} idem: {msg} {bytes} {bytes_per_sec}"
+    };
+    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_message(what.to_string());
+    Some(bar)
+}

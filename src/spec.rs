@@ -1,0 +1,257 @@
+//! The task: what the user asked to run (argv, cwd, dependency and output specs,
+//! result-changing options) and its task key. It never reads any dependency's state:
+//! the task key must be the same before and after an input changes.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use crate::cli::RunArgs;
+use crate::encode::Encoder;
+
+/// Bumped whenever the meaning of a key changes, so old records can never match.
+pub const KEY_SCHEMA: u64 = 1;
+
+/// The workspace root and working directory; maps paths to their portable key form.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub root: PathBuf,
+    pub cwd: PathBuf,
+}
+
+impl Workspace {
+    /// `--root`/`IDEM_ROOT`, else the nearest ancestor of the working directory holding
+    /// `.git`, else the working directory.
+    pub fn resolve(root: Option<&Path>) -> Result<Self> {
+        let cwd = std::env::current_dir().context("cannot read the working directory")?;
+        let root = match root {
+            Some(r) => {
+                let joined = normalize(&cwd.join(r));
+                std::fs::canonicalize(&joined).with_context(|| {
+                    format!("workspace root {} does not exist", joined.display())
+                })?
+            }
+            None => cwd
+                .ancestors()
+                .find(|dir| dir.join(".git").exists())
+                .unwrap_or(&cwd)
+                .to_path_buf(),
+        };
+        Ok(Self { root, cwd })
+    }
+
+    /// The key form of an absolute path: relative to the root when inside it (so two
+    /// checkouts at different paths share keys), else absolute.
+    pub fn key_of(&self, abs: &Path) -> Vec<u8> {
+        match abs.strip_prefix(&self.root) {
+            Ok(rel) if rel.as_os_str().is_empty() => b".".to_vec(),
+            Ok(rel) => rel.as_os_str().as_bytes().to_vec(),
+            Err(_) => abs.as_os_str().as_bytes().to_vec(),
+        }
+    }
+
+    /// The absolute path a key stands for.
+    pub fn path_of(&self, key: &[u8]) -> PathBuf {
+        let p = Path::new(OsStr::from_bytes(key));
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else if key == b"." {
+            self.root.clone()
+        } else {
+            self.root.join(p)
+        }
+    }
+
+    /// A user-given path made absolute against the working directory, lexically
+    /// normalized (`.` and `..` removed; symlinks are not resolved).
+    pub fn absolute(&self, p: &Path) -> PathBuf {
+        normalize(&self.cwd.join(p))
+    }
+
+    pub fn inside_root(&self, abs: &Path) -> bool {
+        abs.starts_with(&self.root)
+    }
+}
+
+/// Removes `.` and resolves `..` lexically.
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for comp in p.components() {
+        match comp {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// Everything that identifies a task. Display-only flags are absent on purpose.
+#[derive(Debug, Clone)]
+pub struct TaskSpec {
+    pub argv: Vec<OsString>,
+    pub cwd_key: Vec<u8>,
+    pub files: Vec<OsString>,
+    pub envs: Vec<String>,
+    pub urls: Vec<String>,
+    pub url_contents: Vec<String>,
+    pub outputs: Vec<OsString>,
+    pub scope: Option<String>,
+    pub exec_key: Option<String>,
+    pub no_ignore: bool,
+    pub stdin: bool,
+    pub strict_env: bool,
+    pub pass_envs: Vec<String>,
+}
+
+fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
+    let mut v = v.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+impl TaskSpec {
+    pub fn from_args(args: &RunArgs, ws: &Workspace) -> Self {
+        Self {
+            argv: args.command.clone(),
+            cwd_key: ws.key_of(&ws.cwd),
+            files: sorted(&args.files),
+            envs: sorted(&args.envs),
+            urls: sorted(&args.urls),
+            url_contents: sorted(&args.url_contents),
+            outputs: sorted(&args.outputs),
+            scope: args.scope.clone(),
+            exec_key: args.key.clone(),
+            no_ignore: args.no_ignore,
+            stdin: args.stdin,
+            strict_env: args.strict_env,
+            pass_envs: sorted(&args.pass_envs),
+        }
+    }
+
+    /// The canonical encoding; every field is tagged and length-prefixed.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.str("idem-task").u64(KEY_SCHEMA);
+        e.str("argv").list(self.argv.iter().map(|a| a.as_bytes()));
+        e.str("cwd").bytes(&self.cwd_key);
+        e.str("files").list(self.files.iter().map(|a| a.as_bytes()));
+        e.str("envs").list(self.envs.iter());
+        e.str("urls").list(self.urls.iter());
+        e.str("url-contents").list(self.url_contents.iter());
+        e.str("outputs").list(self.outputs.iter().map(|a| a.as_bytes()));
+        e.str("scope").opt_bytes(self.scope.as_deref().map(str::as_bytes));
+        e.str("key").opt_bytes(self.exec_key.as_deref().map(str::as_bytes));
+        e.str("no-ignore").bool(self.no_ignore);
+        e.str("stdin").bool(self.stdin);
+        e.str("strict-env").bool(self.strict_env);
+        e.str("pass-env").list(self.pass_envs.iter());
+        e.finish()
+    }
+
+    pub fn task_key(&self) -> [u8; 32] {
+        *blake3::hash(&self.encode()).as_bytes()
+    }
+
+    /// What identifies "the same command" for `--key` reuse checks: argv and cwd only.
+    pub fn identity(&self) -> [u8; 32] {
+        let mut e = Encoder::new();
+        e.str("idem-identity").u64(KEY_SCHEMA);
+        e.list(self.argv.iter().map(|a| a.as_bytes()));
+        e.bytes(&self.cwd_key);
+        *blake3::hash(&e.finish()).as_bytes()
+    }
+
+    /// The command line for humans (lossy for non-UTF-8 bytes, shell-quoted when needed).
+    pub fn display_argv(&self) -> String {
+        display_argv(&self.argv)
+    }
+}
+
+pub fn display_argv(argv: &[OsString]) -> String {
+    argv.iter()
+        .map(|a| {
+            let s = a.to_string_lossy();
+            if !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
+                s.into_owned()
+            } else {
+                format!("'{}'", s.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn os_to_bytes(s: &OsStr) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+pub fn bytes_to_os(b: Vec<u8>) -> OsString {
+    OsString::from_vec(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(argv: &[&str]) -> TaskSpec {
+        TaskSpec {
+            argv: argv.iter().map(OsString::from).collect(),
+            cwd_key: b".".to_vec(),
+            files: vec![],
+            envs: vec![],
+            urls: vec![],
+            url_contents: vec![],
+            outputs: vec![],
+            scope: None,
+            exec_key: None,
+            no_ignore: false,
+            stdin: false,
+            strict_env: false,
+            pass_envs: vec![],
+        }
+    }
+
+    #[test]
+    fn argv_boundaries_matter() {
+        assert_ne!(spec(&["a b"]).task_key(), spec(&["a", "b"]).task_key());
+        assert_eq!(spec(&["a", "b"]).task_key(), spec(&["a", "b"]).task_key());
+    }
+
+    #[test]
+    fn scope_and_key_separate_tasks() {
+        let a = spec(&["true"]);
+        let mut b = a.clone();
+        b.scope = Some("x".into());
+        let mut c = a.clone();
+        c.exec_key = Some("x".into());
+        assert_ne!(a.task_key(), b.task_key());
+        assert_ne!(b.task_key(), c.task_key());
+    }
+
+    #[test]
+    fn normalize_is_lexical() {
+        assert_eq!(normalize(Path::new("/a/b/../c/./d")), PathBuf::from("/a/c/d"));
+    }
+
+    #[test]
+    fn keys_are_relative_inside_root() {
+        let ws = Workspace {
+            root: PathBuf::from("/w"),
+            cwd: PathBuf::from("/w/sub"),
+        };
+        assert_eq!(ws.key_of(Path::new("/w/sub/x.c")), b"sub/x.c".to_vec());
+        assert_eq!(ws.key_of(Path::new("/etc/x")), b"/etc/x".to_vec());
+        assert_eq!(ws.path_of(b"sub/x.c"), PathBuf::from("/w/sub/x.c"));
+    }
+}

@@ -1,0 +1,188 @@
+//! Content-addressed blob store: `blobs/ab/cdef…` named by blake3. Blobs are written to
+//! a temporary name and renamed into place, and verified against their hash before any
+//! byte of them is used: a corrupt blob is a miss, never a wrong replay.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::record::BlobRef;
+use crate::encode::hex;
+
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    dir: PathBuf,
+}
+
+impl BlobStore {
+    pub fn new(cache_dir: &Path) -> Self {
+        Self {
+            dir: cache_dir.join("blobs"),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self, hash: &[u8; 32]) -> PathBuf {
+        let h = hex(hash);
+        self.dir.join(&h[..2]).join(&h[2..])
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.dir.join("tmp")
+    }
+
+    pub fn contains(&self, blob: &BlobRef) -> bool {
+        blob.size == 0
+            || std::fs::metadata(self.path(&blob.hash)).is_ok_and(|m| m.len() == blob.size)
+    }
+
+    /// A writer that hashes what it is given and becomes a blob on `finish`.
+    pub fn writer(&self) -> Result<BlobWriter> {
+        let tmp = self.tmp_dir();
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let file = tempfile::NamedTempFile::new_in(&tmp)
+            .with_context(|| format!("cannot create a temporary file in {}", tmp.display()))?;
+        Ok(BlobWriter {
+            store: self.clone(),
+            file: std::io::BufWriter::with_capacity(1 << 16, file),
+            hasher: blake3::Hasher::new(),
+            size: 0,
+        })
+    }
+
+    /// Stores a file's content (copied with the kernel's fast paths when possible).
+    pub fn put_file(&self, src: &Path, size: u64) -> Result<BlobRef> {
+        let hash = crate::deps::files::hash_file(src, size)
+            .with_context(|| format!("cannot read output {}", src.display()))?;
+        let blob = BlobRef { hash, size };
+        if self.contains(&blob) {
+            return Ok(blob);
+        }
+        let tmp = self.tmp_dir();
+        std::fs::create_dir_all(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        let tmpfile = tempfile::NamedTempFile::new_in(&tmp)
+            .with_context(|| format!("cannot create a temporary file in {}", tmp.display()))?;
+        std::fs::copy(src, tmpfile.path())
+            .with_context(|| format!("cannot copy {} into the cache", src.display()))?;
+        self.install(tmpfile, &hash)?;
+        Ok(blob)
+    }
+
+    /// Stores bytes received from elsewhere (a remote), after checking their hash.
+    pub fn put_verified(&self, expected: &BlobRef, reader: &mut dyn Read) -> Result<()> {
+        let mut w = self.writer()?;
+        std::io::copy(reader, &mut w)?;
+        let got = w.finish_checked(expected)?;
+        debug_assert_eq!(got, *expected);
+        Ok(())
+    }
+
+    fn install(&self, tmp: tempfile::NamedTempFile, hash: &[u8; 32]) -> Result<()> {
+        let dest = self.path(hash);
+        let parent = dest.parent().context("blob path has a parent by construction")?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        tmp.persist(&dest)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot store blob {}", dest.display()))?;
+        Ok(())
+    }
+
+    /// Opens a blob after verifying its whole content against its hash.
+    pub fn open_verified(&self, blob: &BlobRef) -> Result<Option<File>> {
+        if blob.size == 0 {
+            return Ok(None);
+        }
+        let path = self.path(&blob.hash);
+        let file = File::open(&path).with_context(|| format!("blob {} is missing", path.display()))?;
+        let len = file.metadata()?.len();
+        if len != blob.size {
+            bail!("blob {} has {} bytes, expected {}", path.display(), len, blob.size);
+        }
+        let mut h = blake3::Hasher::new();
+        if len >= 1 << 20 {
+            h.update_mmap_rayon(&path)
+                .with_context(|| format!("cannot read blob {}", path.display()))?;
+        } else {
+            let mut buf = Vec::with_capacity(len as usize);
+            (&file).read_to_end(&mut buf)?;
+            h.update(&buf);
+        }
+        if h.finalize().as_bytes() != &blob.hash {
+            bail!("blob {} is corrupt (its content does not match its hash)", path.display());
+        }
+        Ok(Some(file))
+    }
+
+    /// Re-hashes a blob file; used by `verify`.
+    pub fn check(&self, blob: &BlobRef) -> Result<()> {
+        self.open_verified(blob).map(|_| ())
+    }
+
+    pub fn remove(&self, hash: &[u8; 32]) -> Result<()> {
+        let p = self.path(hash);
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("cannot remove {}", p.display())),
+        }
+    }
+}
+
+pub struct BlobWriter {
+    store: BlobStore,
+    file: std::io::BufWriter<tempfile::NamedTempFile>,
+    hasher: blake3::Hasher,
+    size: u64,
+}
+
+impl Write for BlobWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl BlobWriter {
+    pub fn finish(self) -> Result<BlobRef> {
+        let hash = *self.hasher.finalize().as_bytes();
+        let blob = BlobRef {
+            hash,
+            size: self.size,
+        };
+        if blob.size == 0 || self.store.contains(&blob) {
+            return Ok(blob);
+        }
+        let tmp = self
+            .file
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("cannot flush captured output")?;
+        self.store.install(tmp, &hash)?;
+        Ok(blob)
+    }
+
+    pub fn finish_checked(self, expected: &BlobRef) -> Result<BlobRef> {
+        let got = BlobRef {
+            hash: *self.hasher.finalize().as_bytes(),
+            size: self.size,
+        };
+        if got != *expected {
+            bail!("downloaded blob {} does not match its hash", hex(&expected.hash));
+        }
+        self.finish()
+    }
+}

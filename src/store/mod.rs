@@ -1,0 +1,44 @@
+//! Storage: the local tier (SQLite database + content-addressed blobs) and the remote
+//! tiers behind one trait. Storage knows nothing of how a state was computed.
+
+pub mod blobs;
+pub mod record;
+pub mod remote;
+pub mod sqlite;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// `--cache-dir`, else `IDEM_CACHE_DIR` (both via clap), else `$XDG_CACHE_HOME/idem`,
+/// else `~/.cache/idem`.
+pub fn cache_dir(arg: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = arg {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(x).join("idem"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .context("neither --cache-dir, IDEM_CACHE_DIR, XDG_CACHE_HOME nor HOME is set")?;
+    Ok(PathBuf::from(home).join(".cache").join("idem"))
+}
+
+/// The local tier, opened.
+pub struct Cache {
+    pub dir: PathBuf,
+    pub db: sqlite::Db,
+    pub blobs: blobs::BlobStore,
+}
+
+impl Cache {
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sqlite::Db::open(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            db,
+            blobs: blobs::BlobStore::new(dir),
+        })
+    }
+}

@@ -1,0 +1,300 @@
+//! The record: one execution's outcome, with its own (dependency, state) list and its
+//! output manifest, and its canonical byte encoding (used by SQLite, remotes and MACs).
+//! Decoding must reject anything malformed rather than guess.
+
+use anyhow::{bail, Result};
+
+use crate::deps::{decode_deps, encode_deps, DepState};
+use crate::encode::{Decoder, Encoder};
+
+/// A content-addressed blob reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRef {
+    pub hash: [u8; 32],
+    pub size: u64,
+}
+
+impl BlobRef {
+    pub fn empty() -> Self {
+        Self {
+            hash: *blake3::hash(b"").as_bytes(),
+            size: 0,
+        }
+    }
+}
+
+pub const STDOUT: u8 = 1;
+pub const STDERR: u8 = 2;
+
+/// One entry of the output manifest. Paths are workspace keys (relative to the root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputEntry {
+    File { path: Vec<u8>, mode: u32, blob: BlobRef },
+    Symlink { path: Vec<u8>, target: Vec<u8> },
+    Dir { path: Vec<u8>, mode: u32 },
+    /// The spec matched nothing after the run: restore creates and removes nothing.
+    Absent { spec: Vec<u8> },
+}
+
+impl OutputEntry {
+    pub fn path(&self) -> Option<&[u8]> {
+        match self {
+            OutputEntry::File { path, .. }
+            | OutputEntry::Symlink { path, .. }
+            | OutputEntry::Dir { path, .. } => Some(path),
+            OutputEntry::Absent { .. } => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub task_key: [u8; 32],
+    pub state_key: [u8; 32],
+    pub exec_key: Option<String>,
+    pub created_ns: i64,
+    pub duration_ns: u64,
+    pub exit_code: i32,
+    pub stdout: BlobRef,
+    pub stderr: BlobRef,
+    /// (stream, length) in arrival order; consecutive chunks of one stream merged.
+    pub chunks: Vec<(u8, u64)>,
+    pub outputs: Vec<OutputEntry>,
+    pub deps: Vec<DepState>,
+    pub argv: Vec<Vec<u8>>,
+    pub cwd: Vec<u8>,
+    pub host: String,
+    pub version: String,
+}
+
+const RECORD_FORMAT: u64 = 1;
+
+fn enc_blob(e: &mut Encoder, b: &BlobRef) {
+    e.bytes(&b.hash).u64(b.size);
+}
+
+fn dec_blob(d: &mut Decoder) -> Result<BlobRef> {
+    Ok(BlobRef {
+        hash: d.hash()?,
+        size: d.u64()?,
+    })
+}
+
+impl Record {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.str("idem-record").u64(RECORD_FORMAT);
+        e.bytes(&self.task_key).bytes(&self.state_key);
+        e.opt_bytes(self.exec_key.as_deref().map(str::as_bytes));
+        e.i64(self.created_ns).u64(self.duration_ns).i64(self.exit_code as i64);
+        enc_blob(&mut e, &self.stdout);
+        enc_blob(&mut e, &self.stderr);
+        e.u64(self.chunks.len() as u64);
+        for (s, n) in &self.chunks {
+            e.u8(*s).u64(*n);
+        }
+        e.u64(self.outputs.len() as u64);
+        for o in &self.outputs {
+            match o {
+                OutputEntry::File { path, mode, blob } => {
+                    e.u8(1).bytes(path).u64(*mode as u64);
+                    enc_blob(&mut e, blob);
+                }
+                OutputEntry::Symlink { path, target } => {
+                    e.u8(2).bytes(path).bytes(target);
+                }
+                OutputEntry::Dir { path, mode } => {
+                    e.u8(3).bytes(path).u64(*mode as u64);
+                }
+                OutputEntry::Absent { spec } => {
+                    e.u8(4).bytes(spec);
+                }
+            }
+        }
+        encode_deps(&mut e, &self.deps);
+        e.list(self.argv.iter());
+        e.bytes(&self.cwd).str(&self.host).str(&self.version);
+        e.finish()
+    }
+
+    pub fn decode(buf: &[u8]) -> Result<Self> {
+        let mut d = Decoder::new(buf);
+        if d.bytes()? != b"idem-record" {
+            bail!("not an idem record");
+        }
+        let fmt = d.u64()?;
+        if fmt != RECORD_FORMAT {
+            bail!("record format {fmt} is not supported by this idem");
+        }
+        let task_key = d.hash()?;
+        let state_key = d.hash()?;
+        let exec_key = d.opt_vec()?.map(String::from_utf8).transpose()?;
+        let created_ns = d.i64()?;
+        let duration_ns = d.u64()?;
+        let exit_code = i32::try_from(d.i64()?)?;
+        let stdout = dec_blob(&mut d)?;
+        let stderr = dec_blob(&mut d)?;
+        let n = d.count()?;
+        let mut chunks = Vec::with_capacity(n);
+        for _ in 0..n {
+            let s = d.u8()?;
+            if s != STDOUT && s != STDERR {
+                bail!("bad stream id {s}");
+            }
+            chunks.push((s, d.u64()?));
+        }
+        let n = d.count()?;
+        let mut outputs = Vec::with_capacity(n);
+        for _ in 0..n {
+            outputs.push(match d.u8()? {
+                1 => OutputEntry::File {
+                    path: d.vec()?,
+                    mode: d.u64()? as u32,
+                    blob: dec_blob(&mut d)?,
+                },
+                2 => OutputEntry::Symlink {
+                    path: d.vec()?,
+                    target: d.vec()?,
+                },
+                3 => OutputEntry::Dir {
+                    path: d.vec()?,
+                    mode: d.u64()? as u32,
+                },
+                4 => OutputEntry::Absent { spec: d.vec()? },
+                t => bail!("bad output entry tag {t}"),
+            });
+        }
+        let deps = decode_deps(&mut d)?;
+        let n = d.count()?;
+        let mut argv = Vec::with_capacity(n);
+        for _ in 0..n {
+            argv.push(d.vec()?);
+        }
+        let cwd = d.vec()?;
+        let host = d.string()?;
+        let version = d.string()?;
+        if !d.is_empty() {
+            bail!("trailing bytes after record");
+        }
+        let r = Record {
+            task_key,
+            state_key,
+            exec_key,
+            created_ns,
+            duration_ns,
+            exit_code,
+            stdout,
+            stderr,
+            chunks,
+            outputs,
+            deps,
+            argv,
+            cwd,
+            host,
+            version,
+        };
+        r.check_consistent()?;
+        Ok(r)
+    }
+
+    /// Chunk lengths must add up to the blob sizes, or a replay would read past them.
+    fn check_consistent(&self) -> Result<()> {
+        let sum = |s: u8| -> u64 {
+            self.chunks
+                .iter()
+                .filter(|(id, _)| *id == s)
+                .map(|(_, n)| *n)
+                .sum()
+        };
+        if sum(STDOUT) != self.stdout.size || sum(STDERR) != self.stderr.size {
+            bail!("record chunks do not add up to its stdout/stderr sizes");
+        }
+        Ok(())
+    }
+
+    /// Every blob this record needs (non-empty ones).
+    pub fn blobs(&self) -> Vec<BlobRef> {
+        let mut v = vec![self.stdout, self.stderr];
+        for o in &self.outputs {
+            if let OutputEntry::File { blob, .. } = o {
+                v.push(*blob);
+            }
+        }
+        v.retain(|b| b.size > 0);
+        v.sort_by(|a, b| a.hash.cmp(&b.hash));
+        v.dedup();
+        v
+    }
+
+    pub fn total_size(&self) -> u64 {
+        self.blobs().iter().map(|b| b.size).sum()
+    }
+
+    pub fn display_argv(&self) -> String {
+        let argv: Vec<std::ffi::OsString> = self
+            .argv
+            .iter()
+            .map(|a| crate::spec::bytes_to_os(a.clone()))
+            .collect();
+        crate::spec::display_argv(&argv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deps::Kind;
+
+    pub fn sample() -> Record {
+        Record {
+            task_key: [1; 32],
+            state_key: [2; 32],
+            exec_key: Some("k".into()),
+            created_ns: 5,
+            duration_ns: 6,
+            exit_code: 42,
+            stdout: BlobRef { hash: [3; 32], size: 10 },
+            stderr: BlobRef { hash: [4; 32], size: 2 },
+            chunks: vec![(STDOUT, 4), (STDERR, 2), (STDOUT, 6)],
+            outputs: vec![
+                OutputEntry::File {
+                    path: b"a".to_vec(),
+                    mode: 0o644,
+                    blob: BlobRef { hash: [9; 32], size: 1 },
+                },
+                OutputEntry::Symlink {
+                    path: b"l".to_vec(),
+                    target: b"a".to_vec(),
+                },
+                OutputEntry::Dir {
+                    path: b"d".to_vec(),
+                    mode: 0o755,
+                },
+                OutputEntry::Absent { spec: b"x/*".to_vec() },
+            ],
+            deps: vec![DepState::new(Kind::File, "a", "blake3:x")],
+            argv: vec![b"echo".to_vec(), vec![0xff]],
+            cwd: b".".to_vec(),
+            host: "h".into(),
+            version: "v".into(),
+        }
+    }
+
+    #[test]
+    fn roundtrip() {
+        let r = sample();
+        assert_eq!(Record::decode(&r.encode()).unwrap(), r);
+    }
+
+    #[test]
+    fn rejects_truncated_and_inconsistent() {
+        let r = sample();
+        let buf = r.encode();
+        for cut in [0, 10, buf.len() / 2, buf.len() - 1] {
+            assert!(Record::decode(&buf[..cut]).is_err());
+        }
+        let mut bad = sample();
+        bad.chunks[0].1 = 5;
+        assert!(Record::decode(&bad.encode()).is_err());
+    }
+}

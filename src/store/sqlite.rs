@@ -1,0 +1,355 @@
+//! The local SQLite database: records, stat caches, execution keys and counters. WAL
+//! mode, a long busy timeout and short IMMEDIATE write transactions, so that many idem
+//! processes on one cache never fail with "database is locked". It never touches blobs.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use super::record::Record;
+
+/// The cache schema this idem writes. Older databases are migrated forward; newer ones
+/// are refused.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const MIGRATIONS: &[&str] = &[
+    // v1
+    "CREATE TABLE records(
+        id INTEGER PRIMARY KEY,
+        task_key BLOB NOT NULL,
+        state_key BLOB NOT NULL,
+        exec_key TEXT,
+        created_ns INTEGER NOT NULL,
+        last_used_ns INTEGER NOT NULL,
+        hits INTEGER NOT NULL DEFAULT 0,
+        size INTEGER NOT NULL,
+        exit_code INTEGER NOT NULL,
+        duration_ns INTEGER NOT NULL,
+        argv TEXT NOT NULL,
+        data BLOB NOT NULL,
+        UNIQUE(task_key, state_key)
+    );
+    CREATE INDEX records_task ON records(task_key, created_ns);
+    CREATE INDEX records_exec_key ON records(exec_key, created_ns) WHERE exec_key IS NOT NULL;
+    CREATE INDEX records_lru ON records(last_used_ns);
+    CREATE TABLE record_blobs(
+        record_id INTEGER NOT NULL,
+        hash BLOB NOT NULL,
+        size INTEGER NOT NULL,
+        PRIMARY KEY(record_id, hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX record_blobs_hash ON record_blobs(hash);
+    CREATE TABLE stat_cache(task_key BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+    CREATE TABLE exec_keys(
+        key TEXT PRIMARY KEY,
+        identity BLOB NOT NULL,
+        argv TEXT NOT NULL,
+        successes INTEGER NOT NULL DEFAULT 0,
+        created_ns INTEGER NOT NULL
+    );
+    CREATE TABLE stats(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+];
+
+pub struct Db {
+    pub conn: Connection,
+    pub path: PathBuf,
+}
+
+/// A row of `exec_keys`.
+#[derive(Debug, Clone)]
+pub struct ExecKeyRow {
+    pub identity: Vec<u8>,
+    pub argv: String,
+    pub successes: u64,
+}
+
+/// Cheap summary of a record row (for list, gc, stats).
+#[derive(Debug, Clone)]
+pub struct RecordRow {
+    pub id: i64,
+    pub created_ns: i64,
+    pub last_used_ns: i64,
+    pub hits: i64,
+    pub size: i64,
+    pub exit_code: i32,
+    pub duration_ns: i64,
+    pub argv: String,
+}
+
+impl Db {
+    pub fn open(cache_dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(cache_dir)
+            .with_context(|| format!("cannot create cache directory {}", cache_dir.display()))?;
+        let path = cache_dir.join("idem.db");
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("cannot open cache database {}", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(120))?;
+        let mut db = Db { conn, path };
+        db.prepare().with_context(|| format!("cache database {}", db.path.display()))?;
+        Ok(db)
+    }
+
+    fn prepare(&mut self) -> Result<()> {
+        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            bail!(
+                "was written by a newer idem (cache schema {version}, this idem knows {SCHEMA_VERSION}): upgrade idem or use another --cache-dir"
+            );
+        }
+        if version < SCHEMA_VERSION {
+            let mode: String = self
+                .conn
+                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                bail!("cannot switch to WAL mode (got {mode})");
+            }
+            self.migrate()?;
+        }
+        self.conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            bail!("was written by a newer idem (cache schema {version})");
+        }
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            tx.execute_batch(sql)
+                .with_context(|| format!("migration to schema {}", i + 1))?;
+        }
+        tx.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn decode_row(id: i64, data: Vec<u8>) -> Result<(i64, Record)> {
+        let rec = Record::decode(&data).with_context(|| format!("record {id} is corrupt"))?;
+        Ok((id, rec))
+    }
+
+    pub fn lookup(&self, task_key: &[u8; 32], state_key: &[u8; 32]) -> Result<Option<(i64, Record)>> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached("SELECT id, data FROM records WHERE task_key=?1 AND state_key=?2")?
+            .query_row(params![&task_key[..], &state_key[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(id, data)| Self::decode_row(id, data)).transpose()
+    }
+
+    /// The newest record of a task, whatever its state (for explain and -v).
+    pub fn latest_for_task(&self, task_key: &[u8; 32]) -> Result<Option<(i64, Record)>> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, data FROM records WHERE task_key=?1 ORDER BY created_ns DESC, id DESC LIMIT 1",
+            )?
+            .query_row(params![&task_key[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(id, data)| Self::decode_row(id, data)).transpose()
+    }
+
+    /// The newest successful record made under an execution key.
+    pub fn latest_for_exec_key(&self, key: &str) -> Result<Option<(i64, Record)>> {
+        let row: Option<(i64, Vec<u8>)> = self
+            .conn
+            .prepare_cached(
+                "SELECT id, data FROM records WHERE exec_key=?1 ORDER BY created_ns DESC, id DESC LIMIT 1",
+            )?
+            .query_row(params![key], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        row.map(|(id, data)| Self::decode_row(id, data)).transpose()
+    }
+
+    pub fn record_by_id(&self, id: i64) -> Result<Option<Record>> {
+        let row: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT data FROM records WHERE id=?1")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?;
+        row.map(|data| Self::decode_row(id, data).map(|(_, r)| r)).transpose()
+    }
+
+    /// Stores a record (replacing one with the same task and state) and its blob
+    /// references, in one short transaction. Blobs must already be stored.
+    pub fn insert_record(&mut self, rec: &Record, last_used_ns: i64) -> Result<i64> {
+        let data = rec.encode();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let old: Option<i64> = tx
+            .query_row(
+                "SELECT id FROM records WHERE task_key=?1 AND state_key=?2",
+                params![&rec.task_key[..], &rec.state_key[..]],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(old) = old {
+            tx.execute("DELETE FROM record_blobs WHERE record_id=?1", params![old])?;
+            tx.execute("DELETE FROM records WHERE id=?1", params![old])?;
+        }
+        tx.execute(
+            "INSERT INTO records(task_key, state_key, exec_key, created_ns, last_used_ns, hits, size, exit_code, duration_ns, argv, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, ?8, ?9, ?10)",
+            params![
+                &rec.task_key[..],
+                &rec.state_key[..],
+                rec.exec_key,
+                rec.created_ns,
+                last_used_ns,
+                rec.total_size() as i64,
+                rec.exit_code,
+                rec.duration_ns as i64,
+                rec.display_argv(),
+                data
+            ],
+        )?;
+        let id = tx.last_insert_rowid();
+        for b in rec.blobs() {
+            tx.execute(
+                "INSERT OR IGNORE INTO record_blobs(record_id, hash, size) VALUES (?1, ?2, ?3)",
+                params![id, &b.hash[..], b.size as i64],
+            )?;
+        }
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Counts a replay: the record's hits and LRU time, and the global counters.
+    pub fn note_hit(&mut self, id: i64, now_ns: i64, saved_ns: u64, counter: &str) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "UPDATE records SET hits=hits+1, last_used_ns=?2 WHERE id=?1",
+            params![id, now_ns],
+        )?;
+        add_stat(&tx, counter, 1)?;
+        add_stat(&tx, "saved_ns", saved_ns as i64)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn add_stat(&mut self, name: &str, delta: i64) -> Result<()> {
+        add_stat(&self.conn, name, delta)
+    }
+
+    pub fn stat(&self, name: &str) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM stats WHERE name=?1", params![name], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
+    }
+
+    pub fn load_stat_cache(&self, task_key: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT data FROM stat_cache WHERE task_key=?1")?
+            .query_row(params![&task_key[..]], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn save_stat_cache(&mut self, task_key: &[u8; 32], data: &[u8]) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO stat_cache(task_key, data) VALUES (?1, ?2)")?
+            .execute(params![&task_key[..], data])?;
+        Ok(())
+    }
+
+    pub fn exec_key(&self, key: &str) -> Result<Option<ExecKeyRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT identity, argv, successes FROM exec_keys WHERE key=?1",
+                params![key],
+                |r| {
+                    Ok(ExecKeyRow {
+                        identity: r.get(0)?,
+                        argv: r.get(1)?,
+                        successes: r.get::<_, i64>(2)? as u64,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Counts one successful run under an execution key (creating the key).
+    pub fn count_exec_success(&mut self, key: &str, identity: &[u8], argv: &str, now_ns: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO exec_keys(key, identity, argv, successes, created_ns) VALUES (?1, ?2, ?3, 1, ?4)
+             ON CONFLICT(key) DO UPDATE SET successes = successes + 1",
+            params![key, identity, argv, now_ns],
+        )?;
+        Ok(())
+    }
+
+    pub fn meta(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE name=?1", params![name], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_meta(&self, name: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO meta(name, value) VALUES (?1, ?2)",
+            params![name, value],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes records (and their blob references) by id, in one transaction.
+    pub fn delete_records(&mut self, ids: &[i64]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for id in ids {
+            tx.execute("DELETE FROM record_blobs WHERE record_id=?1", params![id])?;
+            tx.execute("DELETE FROM records WHERE id=?1", params![id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn record_rows(&self, sql_tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<RecordRow>> {
+        let sql = format!(
+            "SELECT id, created_ns, last_used_ns, hits, size, exit_code, duration_ns, argv FROM records {sql_tail}"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt
+            .query_map(args, |r| {
+                Ok(RecordRow {
+                    id: r.get(0)?,
+                    created_ns: r.get(1)?,
+                    last_used_ns: r.get(2)?,
+                    hits: r.get(3)?,
+                    size: r.get(4)?,
+                    exit_code: r.get(5)?,
+                    duration_ns: r.get(6)?,
+                    argv: r.get(7)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}
+
+fn add_stat(conn: &Connection, name: &str, delta: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO stats(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
+    )?
+    .execute(params![name, delta])?;
+    Ok(())
+}
