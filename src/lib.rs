@@ -29,10 +29,23 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut cli::Cli::command(), "idem", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut cli::Cli::command(),
+                "idem",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
-        _ => Err(exit::usage("this subcommand is not implemented yet")),
+        cli::Command::Status(args) => commands::status::run(&args),
+        cli::Command::Explain(args) => commands::explain::run(&args),
+        cli::Command::Stats(args) => commands::stats::run(&args),
+        cli::Command::List(args) => commands::list::run(&args),
+        cli::Command::Show(args) => commands::show::run(&args),
+        cli::Command::Gc(args) => commands::gc::run(&args),
+        cli::Command::Forget(args) => commands::forget::run(&args),
+        cli::Command::Clear(args) => commands::clear::run(&args),
+        cli::Command::Verify(args) => commands::verify::run(&args),
     };
     match result {
         Ok(code) => code,
@@ -51,7 +64,9 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
 fn report_clap_error(e: clap::Error) -> i32 {
     use clap::error::ErrorKind;
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
                 exit::USAGE

@@ -1,0 +1,43 @@
+//! `idem clear`: deletes every record, execution key, stat cache and blob (counters are
+//! kept; `idem stats --zero` resets them). Asks first on a terminal unless `--yes`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Context, Result};
+
+use crate::cli::{ClearArgs, Progress};
+use crate::commands::{gc, ui};
+use crate::store::{self, Cache};
+
+/// Entry point of `idem clear`.
+pub fn run(args: &ClearArgs) -> Result<i32> {
+    let dir = store::cache_dir(args.cache.cache_dir.as_deref())?;
+    let mut cache = Cache::open(&dir).context("cannot open the cache")?;
+    if !args.yes && std::io::stdin().is_terminal() {
+        let size = cache.db.cache_size()?;
+        eprint!(
+            "idem: delete all {} record(s) and {} of blobs in {}? [y/N] ",
+            size.records,
+            ui::size(size.blob_bytes),
+            dir.display()
+        );
+        std::io::stderr().flush().ok();
+        let mut answer = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut answer)
+            .context("cannot read the answer")?;
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            eprintln!("idem: nothing deleted");
+            return Ok(1);
+        }
+    }
+    let records = cache.db.clear_all().context("cannot delete the records")?;
+    let files = gc::blob_files(&cache)?;
+    let (blobs, bytes) = gc::sweep(&mut cache, files, Progress::Never)?;
+    println!(
+        "deleted {records} record(s) and {blobs} blob(s) ({})",
+        ui::size(bytes)
+    );
+    Ok(0)
+}

@@ -1,0 +1,313 @@
+//! `idem explain`: compares every dependency's current state with the task's most recent
+//! record and prints what changed, or the closest task the cache knows. It never prints
+//! an environment variable's value (nor its keyed hash), and never runs anything.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use serde_json::{json, Value};
+
+use crate::cli::ExplainArgs;
+use crate::commands::status::{self, Current, Verdict};
+use crate::commands::ui::{self, Style};
+use crate::deps::{self, DepState, Kind};
+use crate::store::record::Record;
+
+/// One line of the explanation.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub kind: Kind,
+    pub name: String,
+    /// `changed`, `added` or `removed`.
+    pub change: &'static str,
+    /// Extra detail that is safe to print (URL validators, env set/unset).
+    pub detail: Option<String>,
+}
+
+/// Safe detail for a changed dependency: URL validators (public metadata) and whether
+/// an environment variable went from set to unset; never a value or a hash of one.
+fn detail(old: Option<&DepState>, new: Option<&DepState>) -> Option<String> {
+    let (Some(o), Some(n)) = (old, new) else {
+        return None;
+    };
+    let os = String::from_utf8_lossy(&o.state).into_owned();
+    let ns = String::from_utf8_lossy(&n.state).into_owned();
+    match n.kind {
+        Kind::Url => Some(match (os.split_once(':'), ns.split_once(':')) {
+            (Some((a, av)), Some((b, bv))) if a == b => format!("{a} {av} → {bv}"),
+            _ => format!("{os} → {ns}"),
+        }),
+        Kind::Env => match (os == "unset", ns == "unset") {
+            (true, false) => Some("now set".into()),
+            (false, true) => Some("now unset".into()),
+            _ => None,
+        },
+        Kind::File | Kind::Program => match (os.as_str(), ns.as_str()) {
+            (_, "absent") => Some("now absent".into()),
+            ("absent", _) => Some("now present".into()),
+            _ => {
+                let strip = |s: &str| s.trim_end_matches("+x").to_string();
+                (strip(&os) == strip(&ns) && os != ns)
+                    .then(|| "mode changed (executable bit)".to_string())
+            }
+        },
+        Kind::Stdin => None,
+    }
+}
+
+/// Per-dependency differences between a record and now, sorted by kind then name.
+pub fn compare(old: &[DepState], new: &[DepState]) -> Vec<Item> {
+    let old_map: BTreeMap<(Kind, &[u8]), &DepState> = old
+        .iter()
+        .map(|d| ((d.kind, d.name.as_slice()), d))
+        .collect();
+    let new_map: BTreeMap<(Kind, &[u8]), &DepState> = new
+        .iter()
+        .map(|d| ((d.kind, d.name.as_slice()), d))
+        .collect();
+    let mut items: Vec<Item> = deps::diff(old, new)
+        .into_iter()
+        .map(|(d, change, _)| {
+            let key = (d.kind, d.name.as_slice());
+            let change = match change {
+                deps::Change::Changed => "changed",
+                deps::Change::Added => "added",
+                deps::Change::Removed => "removed",
+            };
+            Item {
+                kind: d.kind,
+                name: String::from_utf8_lossy(&d.name).into_owned(),
+                change,
+                detail: detail(old_map.get(&key).copied(), new_map.get(&key).copied()),
+            }
+        })
+        .collect();
+    items.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    items
+}
+
+fn item_json(i: &Item) -> Value {
+    json!({"kind": i.kind.label(), "name": i.name, "change": i.change, "detail": i.detail})
+}
+
+/// How another task with the same command line differs from this one.
+struct Closest {
+    id: i64,
+    rec: Record,
+    notes: Vec<String>,
+}
+
+fn closest(cur: &Current) -> Result<Option<Closest>> {
+    let argv = cur.p.spec.display_argv();
+    let Some((id, rec)) = cur.cache.db.latest_same_argv(&argv, &cur.p.task_key)? else {
+        return Ok(None);
+    };
+    let mut notes = Vec::new();
+    if rec.cwd != cur.p.spec.cwd_key {
+        notes.push(format!(
+            "run in directory {} (here: {})",
+            String::from_utf8_lossy(&rec.cwd),
+            String::from_utf8_lossy(&cur.p.spec.cwd_key)
+        ));
+    }
+    if rec.exec_key != cur.p.spec.exec_key {
+        notes.push("another --key".into());
+    }
+    if let Ok(snap) = &cur.snap {
+        let names = |v: &[DepState]| -> std::collections::BTreeSet<(Kind, Vec<u8>)> {
+            v.iter()
+                .filter(|d| d.kind != Kind::Program)
+                .map(|d| (d.kind, d.name.clone()))
+                .collect()
+        };
+        let theirs = names(&rec.deps);
+        let ours = names(&snap.deps);
+        let only_there: Vec<String> = theirs
+            .difference(&ours)
+            .map(|(k, n)| dep_label(*k, n))
+            .collect();
+        let only_here: Vec<String> = ours
+            .difference(&theirs)
+            .map(|(k, n)| dep_label(*k, n))
+            .collect();
+        for (list, what) in [(only_there, "only there"), (only_here, "only here")] {
+            if !list.is_empty() {
+                let more = if list.len() > 5 {
+                    format!(" and {} more", list.len() - 5)
+                } else {
+                    String::new()
+                };
+                notes.push(format!(
+                    "{what}: {}{more}",
+                    list[..list.len().min(5)].join(", ")
+                ));
+            }
+        }
+    }
+    if notes.is_empty() {
+        notes.push(
+            "other options (--scope, --output, --no-ignore, --strict-env, or dependency specs)"
+                .into(),
+        );
+    }
+    Ok(Some(Closest { id, rec, notes }))
+}
+
+fn dep_label(kind: Kind, name: &[u8]) -> String {
+    format!("{} {}", kind.label(), String::from_utf8_lossy(name))
+}
+
+/// Entry point of `idem explain`.
+pub fn run(args: &ExplainArgs) -> Result<i32> {
+    let cur = status::evaluate(&args.run)?;
+    let verdict = status::verdict(&cur, &args.run)?;
+    let latest = cur.cache.db.latest_for_task(&cur.p.task_key)?;
+    let now = crate::clock::now_ns();
+    let items = match (&latest, &cur.snap) {
+        (Some((_, rec)), Ok(snap)) => compare(&rec.deps, &snap.deps),
+        _ => Vec::new(),
+    };
+    let close = if latest.is_none() {
+        closest(&cur)?
+    } else {
+        None
+    };
+    let (hit, matching, reason) = match &verdict {
+        Verdict::Hit(id, _) => (true, Some(*id), None),
+        Verdict::Miss(r) => (false, None, Some(r.clone())),
+    };
+    let ndeps = cur.snap.as_ref().map(|s| s.deps.len()).unwrap_or(0);
+    if args.json {
+        let out = json!({
+            "command": cur.p.spec.display_argv(),
+            "cwd": String::from_utf8_lossy(&cur.p.spec.cwd_key),
+            "task_key": crate::encode::hex(&cur.p.task_key),
+            "would_hit": hit,
+            "matching_record": matching,
+            "miss_reason": reason,
+            "dependencies": ndeps,
+            "last_record": latest.as_ref().map(|(id, rec)| json!({
+                "id": id,
+                "created_ns": rec.created_ns,
+                "age_s": crate::run::age_ns(rec, now) as f64 / 1e9,
+            })),
+            "changes": items.iter().map(item_json).collect::<Vec<_>>(),
+            "closest": close.as_ref().map(|c| json!({
+                "id": c.id,
+                "command": c.rec.display_argv(),
+                "cwd": String::from_utf8_lossy(&c.rec.cwd),
+                "differences": c.notes,
+            })),
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(0);
+    }
+    let color = ui::color();
+    let mut out = String::new();
+    if let Err(m) = &cur.snap {
+        out.push_str(&format!(
+            "{m}: a run would fail before recording anything\n"
+        ));
+    }
+    match &latest {
+        None => {
+            out.push_str("no record for this task yet\n");
+            match &close {
+                Some(c) => {
+                    out.push_str(&format!(
+                        "closest known task: record {} ({}), same command line; it differs by:\n",
+                        c.id,
+                        ui::short_duration_ns(crate::run::age_ns(&c.rec, now)) + " ago"
+                    ));
+                    for n in &c.notes {
+                        out.push_str(&format!("  {n}\n"));
+                    }
+                }
+                None => out.push_str("no record of this command line in any directory either\n"),
+            }
+        }
+        Some((id, rec)) => {
+            // Exactly `kind name: change`, one per line, so scripts can grep it.
+            for i in &items {
+                let style = match i.change {
+                    "added" => Style::Green,
+                    "removed" => Style::Red,
+                    _ => Style::Yellow,
+                };
+                let what = match &i.detail {
+                    Some(d) if i.change == "changed" && i.kind == Kind::Url => d.clone(),
+                    Some(d) => format!("{} ({d})", i.change),
+                    None => i.change.to_string(),
+                };
+                out.push_str(&format!(
+                    "{} {}: {}\n",
+                    i.kind.label(),
+                    i.name,
+                    ui::paint(color, style, &what)
+                ));
+            }
+            let age = ui::short_duration_ns(crate::run::age_ns(rec, now));
+            if items.is_empty() {
+                out.push_str(&format!(
+                    "no dependency changed since record {id} ({age} ago, {ndeps} dependencies)\n"
+                ));
+            } else {
+                out.push_str(&format!(
+                    "{} of {ndeps} dependencies differ from record {id} ({age} ago)\n",
+                    items.len()
+                ));
+            }
+        }
+    }
+    match (&verdict, matching) {
+        (Verdict::Hit(id, _), _) if latest.as_ref().is_some_and(|(l, _)| l != id) => {
+            out.push_str(&format!(
+                "a run would replay older record {id}, whose states match\n"
+            ));
+        }
+        (Verdict::Hit(..), _) => {
+            out.push_str(&ui::paint(color, Style::Green, "a run would be a hit"))
+        }
+        (Verdict::Miss(r), _) => {
+            out.push_str(&ui::paint(color, Style::Yellow, "a run would be a miss"));
+            if latest.is_some() && items.is_empty() {
+                out.push_str(&format!(": {r}"));
+            }
+        }
+    }
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    print!("{out}");
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_detail_never_shows_values() {
+        let old = [DepState::new(Kind::Env, "CC", "keyed:aaaa")];
+        let new = [DepState::new(Kind::Env, "CC", "keyed:bbbb")];
+        let items = compare(&old, &new);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].change, "changed");
+        assert_eq!(items[0].detail, None);
+        let unset = [DepState::new(Kind::Env, "CC", "unset")];
+        assert_eq!(
+            compare(&old, &unset)[0].detail.as_deref(),
+            Some("now unset")
+        );
+    }
+
+    #[test]
+    fn url_detail_shows_validators() {
+        let old = [DepState::new(Kind::Url, "http://x/", "etag:\"a\"")];
+        let new = [DepState::new(Kind::Url, "http://x/", "etag:\"b\"")];
+        assert_eq!(
+            compare(&old, &new)[0].detail.as_deref(),
+            Some("etag \"a\" → \"b\"")
+        );
+    }
+}

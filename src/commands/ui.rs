@@ -1,0 +1,298 @@
+//! Shared presentation for the cache commands: aligned columns, ANSI colour (only on a
+//! terminal, never with NO_COLOR), human sizes and ages, delayed progress bars.
+//! It never decides anything about the cache; it only formats what it is given.
+
+use std::io::IsTerminal;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::Progress;
+
+/// Progress appears only once the work has taken this long.
+pub const PROGRESS_DELAY: Duration = Duration::from_millis(300);
+
+/// Colour on stdout: a terminal, and NO_COLOR unset or empty (https://no-color.org).
+pub fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
+}
+
+#[derive(Clone, Copy)]
+pub enum Style {
+    Plain,
+    Bold,
+    Dim,
+    Red,
+    Green,
+    Yellow,
+}
+
+/// Wraps `s` in the style's ANSI codes when `on`.
+pub fn paint(on: bool, style: Style, s: &str) -> String {
+    let code = match style {
+        Style::Plain => return s.to_string(),
+        Style::Bold => "1",
+        Style::Dim => "2",
+        Style::Red => "31",
+        Style::Green => "32",
+        Style::Yellow => "33",
+    };
+    if on {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
+/// The terminal's width when stdout is one (`COLUMNS` wins), else `None`: pipes get
+/// whole lines.
+pub fn terminal_width() -> Option<usize> {
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    if let Some(c) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return Some(c.max(20));
+    }
+    // SAFETY: TIOCGWINSZ fills a winsize struct we own; fd 1 is open.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0;
+    (ok && ws.ws_col > 0).then_some(ws.ws_col as usize)
+}
+
+/// Cuts `s` to `width` characters, ending with `…` when cut.
+pub fn truncate(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Column alignment for human tables: `right[i]` right-aligns column i. The last
+/// column is never padded. Styles are applied after padding, so codes never skew widths.
+pub struct Table {
+    pub rows: Vec<Vec<(String, Style)>>,
+    pub right: Vec<bool>,
+}
+
+impl Table {
+    pub fn new(right: Vec<bool>) -> Self {
+        Self {
+            rows: Vec::new(),
+            right,
+        }
+    }
+
+    pub fn row(&mut self, cells: Vec<(String, Style)>) {
+        self.rows.push(cells);
+    }
+
+    pub fn render(&self, color: bool) -> String {
+        let ncol = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let mut widths = vec![0usize; ncol];
+        for r in &self.rows {
+            for (i, (c, _)) in r.iter().enumerate() {
+                widths[i] = widths[i].max(c.chars().count());
+            }
+        }
+        let mut out = String::new();
+        for r in &self.rows {
+            let mut line = String::new();
+            for (i, (c, style)) in r.iter().enumerate() {
+                if i > 0 {
+                    line.push_str("  ");
+                }
+                let pad = widths[i] - c.chars().count();
+                let last = i + 1 == r.len();
+                let right = self.right.get(i).copied().unwrap_or(false);
+                if right {
+                    line.push_str(&" ".repeat(pad));
+                }
+                line.push_str(&paint(color, *style, c));
+                if !right && !last {
+                    line.push_str(&" ".repeat(pad));
+                }
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `1.5 KiB`, `20 MiB`, `3 B`.
+pub fn size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1} {}", UNITS[unit])
+    } else {
+        format!("{v:.0} {}", UNITS[unit])
+    }
+}
+
+/// A compact duration: `850ms`, `12s`, `5m`, `3h`, `2d`.
+pub fn short_duration_ns(ns: i64) -> String {
+    let ns = ns.max(0) as f64;
+    let s = ns / 1e9;
+    if s < 1.0 {
+        format!("{:.0}ms", ns / 1e6)
+    } else if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{:.0}m", s / 60.0)
+    } else if s < 86400.0 {
+        format!("{:.1}h", s / 3600.0)
+    } else {
+        format!("{:.1}d", s / 86400.0)
+    }
+}
+
+/// `2026-11-29 18:57:05Z` from nanoseconds since the epoch (UTC, proleptic Gregorian).
+pub fn utc(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Runs `f` with a spinner on stderr that appears only if `f` takes longer than
+/// [`PROGRESS_DELAY`] (and progress is enabled).
+pub fn with_spinner<T>(mode: Progress, msg: &str, f: impl FnOnce() -> T) -> T {
+    if !crate::progress::enabled(mode) {
+        return f();
+    }
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(PROGRESS_DELAY) {
+                if let Some(bar) = crate::progress::spinner(mode) {
+                    bar.set_message(msg.to_string());
+                    let _ = rx.recv();
+                    bar.finish_and_clear();
+                }
+            }
+        });
+        let out = f();
+        drop(tx);
+        out
+    })
+}
+
+/// A counting bar (items and bytes) that stays hidden until the work has taken longer
+/// than [`PROGRESS_DELAY`]. Call [`Delayed::inc`] as work is done.
+pub struct Delayed {
+    bar: Option<ProgressBar>,
+    start: Instant,
+    shown: bool,
+}
+
+impl Delayed {
+    pub fn new(mode: Progress, total_bytes: u64, what: &str) -> Self {
+        let bar = crate::progress::enabled(mode).then(|| {
+            let bar =
+                ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::hidden());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "idem: {msg} [{bar:30}] {bytes}/{total_bytes} ({pos} items) {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message(what.to_string());
+            bar
+        });
+        Self {
+            bar,
+            start: Instant::now(),
+            shown: false,
+        }
+    }
+
+    /// One more item of `bytes` done.
+    pub fn inc(&mut self, bytes: u64) {
+        let Some(bar) = &self.bar else {
+            return;
+        };
+        bar.inc(bytes);
+        if !self.shown && self.start.elapsed() >= PROGRESS_DELAY {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown = true;
+        }
+    }
+
+    pub fn set_message(&self, msg: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(msg.to_string());
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_aligns_without_counting_colour() {
+        let mut t = Table::new(vec![true, false, false]);
+        t.row(vec![
+            ("1".into(), Style::Plain),
+            ("a".into(), Style::Red),
+            ("x".into(), Style::Plain),
+        ]);
+        t.row(vec![
+            ("100".into(), Style::Plain),
+            ("bbb".into(), Style::Plain),
+            ("y".into(), Style::Plain),
+        ]);
+        assert_eq!(t.render(false), "  1  a    x\n100  bbb  y\n");
+        assert!(t.render(true).contains("\x1b[31ma\x1b[0m    x"));
+    }
+
+    #[test]
+    fn sizes_and_truncation() {
+        assert_eq!(size(3), "3 B");
+        assert_eq!(size(1536), "1.5 KiB");
+        assert_eq!(size(20 << 20), "20 MiB");
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate("abc", 4), "abc");
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00Z");
+        assert_eq!(utc(1_796_000_225 * 1_000_000_000), "2026-11-30 00:57:05Z");
+    }
+}
