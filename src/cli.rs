@@ -16,7 +16,7 @@ fn long_version() -> &'static str {
 #[derive(Parser, Debug)]
 #[command(
     name = "idem",
-    version,
+    version = long_version(),
     long_version = long_version(),
     about = "Make any command idempotent: replay its recorded outcome when its inputs have not changed",
     after_help = "Examples:\n  idem run -f 'src/**/*.c' -f Makefile -e CC -o build/ -- make all\n  idem run -f data/ -- ./report.sh > report.txt\n  idem explain -f 'src/**/*.c' -- make all\n\nDocs: README.md and docs/ in the idem repository.",
@@ -442,6 +442,17 @@ mod tests {
         assert_eq!(parse_size("10").unwrap(), 10);
         assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
         assert!(parse_size("x").is_err());
+    }
+
+    #[test]
+    fn version_names_the_real_schemas() {
+        let v = long_version();
+        assert!(v.contains(&format!(
+            "cache schema {}",
+            crate::store::sqlite::SCHEMA_VERSION
+        )));
+        assert!(v.contains(&format!("key schema {}", crate::spec::KEY_SCHEMA)));
+        assert_eq!(SCHEMA_VERSION as i64, crate::store::sqlite::SCHEMA_VERSION);
     }
 
     #[test]
