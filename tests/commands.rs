@@ -849,6 +849,11 @@ fn json_outputs_parse_and_match_their_documentation() {
             "idem explain --json",
             vec!["explain", "--json", "--", "true"],
         ),
+        // Same command line, other options: `closest` is filled in.
+        (
+            "idem explain --json",
+            vec!["explain", "--json", "--", SH, "-c", "echo hi; echo x > out.txt"],
+        ),
         ("idem stats --json", vec!["stats", "--json"]),
         ("idem list --json", vec!["list", "--json"]),
         ("idem show --json", vec!["show", "--json", "1"]),

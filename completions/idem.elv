@@ -1,0 +1,316 @@
+
+use builtin;
+use str;
+
+set edit:completion:arg-completer[idem] = {|@words|
+    fn spaces {|n|
+        builtin:repeat $n ' ' | str:join ''
+    }
+    fn cand {|text desc|
+        edit:complex-candidate $text &display=$text' '(spaces (- 14 (wcswidth $text)))$desc
+    }
+    var command = 'idem'
+    for word $words[1..-1] {
+        if (str:has-prefix $word '-') {
+            break
+        }
+        set command = $command';'$word
+    }
+    var completions = [
+        &'idem'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+            cand run 'Run a command, or replay its recorded outcome when nothing it depends on changed'
+            cand status 'Would this command be a hit? Exit 0 on hit, 1 on miss; runs nothing'
+            cand explain 'Say which dependencies changed since the last record of this task'
+            cand stats 'Hits, misses, time saved and cache size'
+            cand list 'Recent records, one line each'
+            cand show 'One record whole: dependencies, outputs, stdout and stderr'
+            cand gc 'Evict least-recently-used records and delete unreferenced blobs'
+            cand forget 'Delete the records of one task, or of one execution key'
+            cand clear 'Delete every record and blob in the cache'
+            cand verify 'Re-hash every blob; drop records whose blobs are missing or corrupt'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'idem;run'= {
+            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand -e 'An environment variable whose value (or absence) is an input. Repeatable'
+            cand --env 'An environment variable whose value (or absence) is an input. Repeatable'
+            cand -u 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
+            cand --url 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
+            cand --url-content 'A URL whose body is always downloaded and hashed. Repeatable'
+            cand --url-header 'Header sent with URL requests (''Name: value''); never stored or printed. Repeatable'
+            cand --url-timeout 'Time limit for each URL check'
+            cand --url-offline 'When a URL cannot be checked: run the command (default) or trust the last recorded state (hit)'
+            cand -o 'A file, directory or glob the command produces; stored on success and restored on a hit. Repeatable'
+            cand --output 'A file, directory or glob the command produces; stored on success and restored on a hit. Repeatable'
+            cand --scope 'A name that separates otherwise identical tasks'
+            cand --root 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]'
+            cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --pass-env 'With --strict-env, also pass this variable (not an input). Repeatable'
+            cand --key 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay'
+            cand --max-runs 'With --key: how many successful runs the key allows'
+            cand --key-reuse 'With --key: refuse (deny) or allow reusing a key for another command line'
+            cand --ttl 'Do not replay records older than this (30s, 10m, 2h, 7d)'
+            cand --stale 'Past this age, replay but refresh the record in the background'
+            cand --wait-timeout 'How long to wait for another idem running the same thing before running it too'
+            cand --remote 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://'
+            cand --remote-read-only 'Read from the remote cache but never write to it'
+            cand --remote-timeout 'Time limit for each remote cache operation'
+            cand --progress 'Progress bars on stderr: auto (terminal only), always, never'
+            cand --clean-outputs 'On restore, make declared output directories exactly the recorded ones'
+            cand --no-ignore 'Do not skip files ignored by .gitignore/.ignore (nor .git/) in directory walks'
+            cand --stdin 'Read stdin fully, make its hash an input, and feed the same bytes to the command'
+            cand --force 'Run and re-record even when a matching record exists'
+            cand --cache-failures 'Record non-zero exits too (by default only exit 0 is recorded)'
+            cand --strict-env 'Run the command with only the declared -e variables, PATH, HOME and --pass-env'
+            cand --cache-only 'Replay a matching record, else exit 3 without running anything'
+            cand --no-wait 'Do not wait for another idem running the same thing: exit 75 instead'
+            cand -v 'Print one line about what idem did (hit, miss and why) on stderr'
+            cand --verbose 'Print one line about what idem did (hit, miss and why) on stderr'
+            cand --background-refresh 'Internal: refresh a stale record in the background (spawned by idem itself)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'idem;status'= {
+            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand -e 'An environment variable whose value (or absence) is an input. Repeatable'
+            cand --env 'An environment variable whose value (or absence) is an input. Repeatable'
+            cand -u 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
+            cand --url 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
+            cand --url-content 'A URL whose body is always downloaded and hashed. Repeatable'
+            cand --url-header 'Header sent with URL requests (''Name: value''); never stored or printed. Repeatable'
+            cand --url-timeout 'Time limit for each URL check'
+            cand --url-offline 'When a URL cannot be checked: run the command (default) or trust the last recorded state (hit)'
+            cand -o 'A file, directory or glob the command produces; stored on success and restored on a hit. Repeatable'
+            cand --output 'A file, directory or glob the command produces; stored on success and restored on a hit. Repeatable'
+            cand --scope 'A name that separates otherwise identical tasks'
+            cand --root 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]'
+            cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --pass-env 'With --strict-env, also pass this variable (not an input). Repeatable'
+            cand --key 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay'
+            cand --max-runs 'With --key: how many successful runs the key allows'
+            cand --key-reuse 'With --key: refuse (deny) or allow reusing a key for another command line'
+            cand --ttl 'Do not replay records older than this (30s, 10m, 2h, 7d)'
+            cand --stale 'Past this age, replay but refresh the record in the background'
+            cand --wait-timeout 'How long to wait for another idem running the same thing before running it too'
+            cand --remote 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://'
+            cand --remote-read-only 'Read from the remote cache but never write to it'
+            cand --remote-timeout 'Time limit for each remote cache operation'
+            cand --progress 'Progress bars on stderr: auto (terminal only), always, never'
+            cand --clean-outputs 'On restore, make declared output directories exactly the recorded ones'
+            cand --no-ignore 'Do not skip files ignored by .gitignore/.ignore (nor .git/) in directory walks'
+            cand --stdin 'Read stdin fully, make its hash an input, and feed the same bytes to the command'
+            cand --force 'Run and re-record even when a matching record exists'
+            cand --cache-failures 'Record non-zero exits too (by default only exit 0 is recorded)'
+            cand --strict-env 'Run the command with only the declared -e variables, PATH, HOME and --pass-env'
+            cand --cache-only 'Replay a matching record, else exit 3 without running anything'
+            cand --no-wait 'Do not wait for another idem running the same thing: exit 75 instead'
+            cand -v 'Print one line about what idem did (hit, miss and why) on stderr'
+            cand --verbose 'Print one line about what idem did (hit, miss and why) on stderr'
+            cand --background-refresh 'Internal: refresh a stale record in the background (spawned by idem itself)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'idem;explain'= {
+            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand -e 'An environment variable whose value (or absence) is an input. Repeatable'
+            cand --env 'An environment variable whose value (or absence) is an input. Repeatable'
+            cand -u 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
+            cand --url 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
+            cand --url-content 'A URL whose body is always downloaded and hashed. Repeatable'
+            cand --url-header 'Header sent with URL requests (''Name: value''); never stored or printed. Repeatable'
+            cand --url-timeout 'Time limit for each URL check'
+            cand --url-offline 'When a URL cannot be checked: run the command (default) or trust the last recorded state (hit)'
+            cand -o 'A file, directory or glob the command produces; stored on success and restored on a hit. Repeatable'
+            cand --output 'A file, directory or glob the command produces; stored on success and restored on a hit. Repeatable'
+            cand --scope 'A name that separates otherwise identical tasks'
+            cand --root 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]'
+            cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --pass-env 'With --strict-env, also pass this variable (not an input). Repeatable'
+            cand --key 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay'
+            cand --max-runs 'With --key: how many successful runs the key allows'
+            cand --key-reuse 'With --key: refuse (deny) or allow reusing a key for another command line'
+            cand --ttl 'Do not replay records older than this (30s, 10m, 2h, 7d)'
+            cand --stale 'Past this age, replay but refresh the record in the background'
+            cand --wait-timeout 'How long to wait for another idem running the same thing before running it too'
+            cand --remote 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://'
+            cand --remote-read-only 'Read from the remote cache but never write to it'
+            cand --remote-timeout 'Time limit for each remote cache operation'
+            cand --progress 'Progress bars on stderr: auto (terminal only), always, never'
+            cand --clean-outputs 'On restore, make declared output directories exactly the recorded ones'
+            cand --no-ignore 'Do not skip files ignored by .gitignore/.ignore (nor .git/) in directory walks'
+            cand --stdin 'Read stdin fully, make its hash an input, and feed the same bytes to the command'
+            cand --force 'Run and re-record even when a matching record exists'
+            cand --cache-failures 'Record non-zero exits too (by default only exit 0 is recorded)'
+            cand --strict-env 'Run the command with only the declared -e variables, PATH, HOME and --pass-env'
+            cand --cache-only 'Replay a matching record, else exit 3 without running anything'
+            cand --no-wait 'Do not wait for another idem running the same thing: exit 75 instead'
+            cand -v 'Print one line about what idem did (hit, miss and why) on stderr'
+            cand --verbose 'Print one line about what idem did (hit, miss and why) on stderr'
+            cand --background-refresh 'Internal: refresh a stale record in the background (spawned by idem itself)'
+            cand --json 'Print JSON (see docs/json.md)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'idem;stats'= {
+            cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --json 'Print JSON (see docs/json.md)'
+            cand --zero 'Reset the hit/miss counters'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'idem;list'= {
+            cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --cmd 'Only records whose command line contains this text'
+            cand --since 'Only records made within this duration (2h, 7d)'
+            cand -n 'At most this many records'
+            cand --limit 'At most this many records'
+            cand --json 'Print JSON (see docs/json.md)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'idem;show'= {
+            cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --stdout 'Print the recorded stdout bytes'
+            cand --stderr 'Print the recorded stderr bytes'
+            cand --json 'Print JSON (see docs/json.md)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'idem;gc'= {
+            cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --max-size 'Evict least-recently-used records until the cache is under this size (5G, 500M)'
+            cand --max-age 'Evict records not used for this long (30d)'
+            cand --progress 'Progress bars on stderr: auto (terminal only), always, never'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'idem;forget'= {
+            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand -e 'An environment variable whose value (or absence) is an input. Repeatable'
+            cand --env 'An environment variable whose value (or absence) is an input. Repeatable'
+            cand -u 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
+            cand --url 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
+            cand --url-content 'A URL whose body is always downloaded and hashed. Repeatable'
+            cand --url-header 'Header sent with URL requests (''Name: value''); never stored or printed. Repeatable'
+            cand --url-timeout 'Time limit for each URL check'
+            cand --url-offline 'When a URL cannot be checked: run the command (default) or trust the last recorded state (hit)'
+            cand -o 'A file, directory or glob the command produces; stored on success and restored on a hit. Repeatable'
+            cand --output 'A file, directory or glob the command produces; stored on success and restored on a hit. Repeatable'
+            cand --scope 'A name that separates otherwise identical tasks'
+            cand --root 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]'
+            cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --pass-env 'With --strict-env, also pass this variable (not an input). Repeatable'
+            cand --key 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay'
+            cand --max-runs 'With --key: how many successful runs the key allows'
+            cand --key-reuse 'With --key: refuse (deny) or allow reusing a key for another command line'
+            cand --ttl 'Do not replay records older than this (30s, 10m, 2h, 7d)'
+            cand --stale 'Past this age, replay but refresh the record in the background'
+            cand --wait-timeout 'How long to wait for another idem running the same thing before running it too'
+            cand --remote 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://'
+            cand --remote-read-only 'Read from the remote cache but never write to it'
+            cand --remote-timeout 'Time limit for each remote cache operation'
+            cand --progress 'Progress bars on stderr: auto (terminal only), always, never'
+            cand --clean-outputs 'On restore, make declared output directories exactly the recorded ones'
+            cand --no-ignore 'Do not skip files ignored by .gitignore/.ignore (nor .git/) in directory walks'
+            cand --stdin 'Read stdin fully, make its hash an input, and feed the same bytes to the command'
+            cand --force 'Run and re-record even when a matching record exists'
+            cand --cache-failures 'Record non-zero exits too (by default only exit 0 is recorded)'
+            cand --strict-env 'Run the command with only the declared -e variables, PATH, HOME and --pass-env'
+            cand --cache-only 'Replay a matching record, else exit 3 without running anything'
+            cand --no-wait 'Do not wait for another idem running the same thing: exit 75 instead'
+            cand -v 'Print one line about what idem did (hit, miss and why) on stderr'
+            cand --verbose 'Print one line about what idem did (hit, miss and why) on stderr'
+            cand --background-refresh 'Internal: refresh a stale record in the background (spawned by idem itself)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'idem;clear'= {
+            cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand -y 'Do not ask for confirmation'
+            cand --yes 'Do not ask for confirmation'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'idem;verify'= {
+            cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --progress 'Progress bars on stderr: auto (terminal only), always, never'
+            cand --json 'Print JSON (see docs/json.md)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'idem;completions'= {
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
+        &'idem;help'= {
+            cand run 'Run a command, or replay its recorded outcome when nothing it depends on changed'
+            cand status 'Would this command be a hit? Exit 0 on hit, 1 on miss; runs nothing'
+            cand explain 'Say which dependencies changed since the last record of this task'
+            cand stats 'Hits, misses, time saved and cache size'
+            cand list 'Recent records, one line each'
+            cand show 'One record whole: dependencies, outputs, stdout and stderr'
+            cand gc 'Evict least-recently-used records and delete unreferenced blobs'
+            cand forget 'Delete the records of one task, or of one execution key'
+            cand clear 'Delete every record and blob in the cache'
+            cand verify 'Re-hash every blob; drop records whose blobs are missing or corrupt'
+            cand completions 'Print a shell completion script'
+            cand help 'Print this message or the help of the given subcommand(s)'
+        }
+        &'idem;help;run'= {
+        }
+        &'idem;help;status'= {
+        }
+        &'idem;help;explain'= {
+        }
+        &'idem;help;stats'= {
+        }
+        &'idem;help;list'= {
+        }
+        &'idem;help;show'= {
+        }
+        &'idem;help;gc'= {
+        }
+        &'idem;help;forget'= {
+        }
+        &'idem;help;clear'= {
+        }
+        &'idem;help;verify'= {
+        }
+        &'idem;help;completions'= {
+        }
+        &'idem;help;help'= {
+        }
+    ]
+    $completions[$command]
+}
