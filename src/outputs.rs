@@ -287,6 +287,7 @@ pub fn restore(
                 let got = crate::deps::files::hash_file(&tmp, blob.size)?;
                 let len = std::fs::metadata(&tmp)?.len();
                 if got != blob.hash || len != blob.size {
+                    blobs.remove(&blob.hash)?;
                     bail!("blob for {} is corrupt", String::from_utf8_lossy(path));
                 }
                 std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(*mode))?;
