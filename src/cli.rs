@@ -33,16 +33,23 @@ pub enum Command {
     #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Would this command be a hit? Exit 0 on hit, 1 on miss; runs nothing
-    #[command(after_help = "Examples:\n  idem status -f src/ -- make && echo up to date\n  idem status -v -f data/ -- ./report.sh")]
+    #[command(
+        after_help = "Examples:\n  idem status -f src/ -- make && echo up to date\n  idem status -v -f data/ -- ./report.sh"
+    )]
     Status(RunArgs),
     /// Say which dependencies changed since the last record of this task
-    #[command(after_help = "Examples:\n  idem explain -f 'src/**/*.c' -e CC -- make all\n  idem explain --json -f data/ -- ./report.sh")]
+    #[command(
+        after_help = "Examples:\n  idem explain -f 'src/**/*.c' -e CC -- make all\n  idem explain --json -f data/ -- ./report.sh"
+    )]
     Explain(ExplainArgs),
     /// Hits, misses, time saved and cache size
     #[command(after_help = "Examples:\n  idem stats\n  idem stats --json\n  idem stats --zero")]
     Stats(StatsArgs),
     /// Recent records, one line each
-    #[command(alias = "log", after_help = "Examples:\n  idem list\n  idem list --cmd make --since 2h\n  idem list --json")]
+    #[command(
+        alias = "log",
+        after_help = "Examples:\n  idem list\n  idem list --cmd make --since 2h\n  idem list --json"
+    )]
     List(ListArgs),
     /// One record whole: dependencies, outputs, stdout and stderr
     #[command(after_help = "Examples:\n  idem show 12\n  idem show 12 --stdout > out.txt")]
@@ -51,7 +58,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  idem gc --max-size 5G\n  idem gc --max-age 30d")]
     Gc(GcArgs),
     /// Delete the records of one task, or of one execution key
-    #[command(after_help = "Examples:\n  idem forget -f src/ -- make all\n  idem forget --key deploy-1234")]
+    #[command(
+        after_help = "Examples:\n  idem forget -f src/ -- make all\n  idem forget --key deploy-1234"
+    )]
     Forget(ForgetArgs),
     /// Delete every record and blob in the cache
     #[command(after_help = "Examples:\n  idem clear --yes")]
@@ -60,7 +69,9 @@ pub enum Command {
     #[command(after_help = "Examples:\n  idem verify")]
     Verify(CacheArgs),
     /// Print a shell completion script
-    #[command(after_help = "Examples:\n  idem completions bash > /etc/bash_completion.d/idem\n  idem completions zsh > ~/.zfunc/_idem")]
+    #[command(
+        after_help = "Examples:\n  idem completions bash > /etc/bash_completion.d/idem\n  idem completions zsh > ~/.zfunc/_idem"
+    )]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -338,9 +349,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration '{s}': expected a number and a unit, like 30s, 10m, 2h, 7d"))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("invalid duration '{s}': expected a number and a unit, like 30s, 10m, 2h, 7d")
+    })?;
     let secs = match unit {
         "" | "s" => value,
         "ms" => value / 1000.0,
@@ -348,9 +359,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => value * 3600.0,
         "d" => value * 86400.0,
         "w" => value * 7.0 * 86400.0,
-        _ => return Err(format!("invalid duration unit '{unit}' in '{s}': use ms, s, m, h, d or w")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit '{unit}' in '{s}': use ms, s, m, h, d or w"
+            ))
+        }
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e12 {
+    if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
         return Err(format!("duration '{s}' is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -361,16 +376,20 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let value: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid size '{s}': expected a number and a unit, like 500M or 5G"))?;
+    let value: u64 = num.parse().map_err(|_| {
+        format!("invalid size '{s}': expected a number and a unit, like 500M or 5G")
+    })?;
     let mult: u64 = match unit.trim_end_matches(['B', 'b', 'i']) {
         "" => 1,
         "K" | "k" => 1 << 10,
         "M" | "m" => 1 << 20,
         "G" | "g" => 1 << 30,
         "T" | "t" => 1 << 40,
-        _ => return Err(format!("invalid size unit '{unit}' in '{s}': use K, M, G or T")),
+        _ => {
+            return Err(format!(
+                "invalid size unit '{unit}' in '{s}': use K, M, G or T"
+            ))
+        }
     };
     value
         .checked_mul(mult)

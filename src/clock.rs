@@ -13,7 +13,10 @@ pub fn real_now_ns() -> i64 {
 
 /// Now, for record ages: `IDEM_NOW` when set (tests), else the real clock.
 pub fn now_ns() -> i64 {
-    match std::env::var("IDEM_NOW").ok().and_then(|v| v.parse::<f64>().ok()) {
+    match std::env::var("IDEM_NOW")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+    {
         Some(secs) => (secs * 1e9) as i64,
         None => real_now_ns(),
     }

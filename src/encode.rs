@@ -88,7 +88,10 @@ impl<'a> Decoder<'a> {
 
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.buf.len() < n {
-            bail!("truncated encoding: wanted {n} bytes, {} left", self.buf.len());
+            bail!(
+                "truncated encoding: wanted {n} bytes, {} left",
+                self.buf.len()
+            );
         }
         let (head, tail) = self.buf.split_at(n);
         self.buf = tail;
@@ -195,7 +198,11 @@ mod tests {
     #[test]
     fn roundtrip_and_truncation() {
         let mut e = Encoder::new();
-        e.u8(7).u64(42).bytes(b"xyz").opt_bytes(None).opt_bytes(Some(b"q"));
+        e.u8(7)
+            .u64(42)
+            .bytes(b"xyz")
+            .opt_bytes(None)
+            .opt_bytes(Some(b"q"));
         let buf = e.finish();
         let mut d = Decoder::new(&buf);
         assert_eq!(d.u8().unwrap(), 7);

@@ -129,7 +129,10 @@ fn status_to_exit(status: std::process::ExitStatus) -> Exit {
 }
 
 /// Runs the command, teeing and capturing its output into the blob store.
-pub fn run_captured(cmd: &mut ExecCommand, blobs: &BlobStore) -> Result<Result<Outcome, (i32, String)>> {
+pub fn run_captured(
+    cmd: &mut ExecCommand,
+    blobs: &BlobStore,
+) -> Result<Result<Outcome, (i32, String)>> {
     let mut out_w = blobs.writer().context("cannot capture stdout")?;
     let mut err_w = blobs.writer().context("cannot capture stderr")?;
     install_forwarding();
@@ -144,8 +147,14 @@ pub fn run_captured(cmd: &mut ExecCommand, blobs: &BlobStore) -> Result<Result<O
         Err(e) => return Ok(Err(spawn_error(cmd, &e))),
     };
     CHILD_PID.store(child.id() as i32, Ordering::SeqCst);
-    let child_out = child.stdout.take().context("child stdout is piped by construction")?;
-    let child_err = child.stderr.take().context("child stderr is piped by construction")?;
+    let child_out = child
+        .stdout
+        .take()
+        .context("child stdout is piped by construction")?;
+    let child_err = child
+        .stderr
+        .take()
+        .context("child stderr is piped by construction")?;
 
     let mut complete = true;
     let tee = tee_streams(child_out, child_err, &mut out_w, &mut err_w);
@@ -155,7 +164,9 @@ pub fn run_captured(cmd: &mut ExecCommand, blobs: &BlobStore) -> Result<Result<O
             chunks
         }
         Err(e) => {
-            eprintln!("idem: warning: capturing output failed: {e:#}; this run will not be recorded");
+            eprintln!(
+                "idem: warning: capturing output failed: {e:#}; this run will not be recorded"
+            );
             complete = false;
             Vec::new()
         }

@@ -57,7 +57,11 @@ pub fn lock_path(cache_dir: &Path, name: &[u8; 32]) -> PathBuf {
 }
 
 fn flock(file: &File, blocking: bool) -> std::io::Result<bool> {
-    let op = if blocking { libc::LOCK_EX } else { libc::LOCK_EX | libc::LOCK_NB };
+    let op = if blocking {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
     loop {
         let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
         if rc == 0 {
@@ -73,7 +77,9 @@ fn flock(file: &File, blocking: bool) -> std::io::Result<bool> {
 }
 
 fn open_lock(path: &Path) -> Result<File> {
-    let dir = path.parent().context("lock path has a parent by construction")?;
+    let dir = path
+        .parent()
+        .context("lock path has a parent by construction")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     OpenOptions::new()
         .read(true)

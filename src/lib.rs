@@ -29,7 +29,12 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
         cli::Command::Run(args) => run::run(&args),
         cli::Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut cli::Cli::command(), "idem", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut cli::Cli::command(),
+                "idem",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
         _ => Err(exit::usage("this subcommand is not implemented yet")),
@@ -51,7 +56,9 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
 fn report_clap_error(e: clap::Error) -> i32 {
     use clap::error::ErrorKind;
     match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             let _ = e.print();
             if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
                 exit::USAGE

@@ -68,7 +68,11 @@ impl OutputSpecs {
 
     /// Stores every file the specs match and returns the manifest, plus warnings for
     /// specs that matched nothing.
-    pub fn capture(&self, ws: &Workspace, blobs: &BlobStore) -> Result<(Vec<OutputEntry>, Vec<String>)> {
+    pub fn capture(
+        &self,
+        ws: &Workspace,
+        blobs: &BlobStore,
+    ) -> Result<(Vec<OutputEntry>, Vec<String>)> {
         let mut entries = Vec::new();
         let mut warnings = Vec::new();
         for (raw, spec) in &self.specs {
@@ -78,11 +82,15 @@ impl OutputSpecs {
                     Ok(md) if md.is_dir() => capture_dir(p, ws, blobs, &mut entries, &|_| true)?,
                     Ok(md) => entries.push(capture_one(p, &md, ws, blobs)?),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e).with_context(|| format!("cannot stat output {}", p.display())),
+                    Err(e) => {
+                        return Err(e)
+                            .with_context(|| format!("cannot stat output {}", p.display()))
+                    }
                 },
                 PathSpec::Glob { base, matcher } => {
                     if base.is_dir() {
-                        let matches = |p: &Path| p.strip_prefix(base).is_ok_and(|rel| matcher.is_match(rel));
+                        let matches =
+                            |p: &Path| p.strip_prefix(base).is_ok_and(|rel| matcher.is_match(rel));
                         capture_dir(base, ws, blobs, &mut entries, &matches)?;
                         // The glob's base directory itself is not an output.
                         entries.retain(|e| !matches!(e, OutputEntry::Dir { path, .. } if ws.path_of(path) == *base));
@@ -108,8 +116,11 @@ impl OutputSpecs {
     /// With --clean-outputs: files under declared output directories that the manifest
     /// does not list.
     fn extras(&self, ws: &Workspace, manifest: &[OutputEntry]) -> Result<Vec<PathBuf>> {
-        let listed: std::collections::HashSet<PathBuf> =
-            manifest.iter().filter_map(|e| e.path()).map(|p| ws.path_of(p)).collect();
+        let listed: std::collections::HashSet<PathBuf> = manifest
+            .iter()
+            .filter_map(|e| e.path())
+            .map(|p| ws.path_of(p))
+            .collect();
         let mut extra = Vec::new();
         for (_, spec) in &self.specs {
             if let PathSpec::Literal(dir) = spec {
@@ -124,7 +135,7 @@ impl OutputSpecs {
             }
         }
         // Deepest first, so directories are empty when their turn comes.
-        extra.sort_by(|a, b| b.components().count().cmp(&a.components().count()));
+        extra.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         Ok(extra)
     }
 }
@@ -159,17 +170,24 @@ fn capture_dir(
         if !wanted(&p) && p != dir {
             continue;
         }
-        let md = std::fs::symlink_metadata(&p).with_context(|| format!("cannot stat output {}", p.display()))?;
+        let md = std::fs::symlink_metadata(&p)
+            .with_context(|| format!("cannot stat output {}", p.display()))?;
         entries.push(capture_one(&p, &md, ws, blobs)?);
     }
     Ok(())
 }
 
-fn capture_one(p: &Path, md: &std::fs::Metadata, ws: &Workspace, blobs: &BlobStore) -> Result<OutputEntry> {
+fn capture_one(
+    p: &Path,
+    md: &std::fs::Metadata,
+    ws: &Workspace,
+    blobs: &BlobStore,
+) -> Result<OutputEntry> {
     let path = ws.key_of(p);
     let ft = md.file_type();
     Ok(if ft.is_symlink() {
-        let target = std::fs::read_link(p).with_context(|| format!("cannot read symlink {}", p.display()))?;
+        let target = std::fs::read_link(p)
+            .with_context(|| format!("cannot read symlink {}", p.display()))?;
         OutputEntry::Symlink {
             path,
             target: target.as_os_str().as_bytes().to_vec(),
@@ -186,7 +204,10 @@ fn capture_one(p: &Path, md: &std::fs::Metadata, ws: &Workspace, blobs: &BlobSto
             blob: blobs.put_file(p, md.size())?,
         }
     } else {
-        bail!("output {} is neither a file, a directory nor a symlink", p.display())
+        bail!(
+            "output {} is neither a file, a directory nor a symlink",
+            p.display()
+        )
     })
 }
 
@@ -196,9 +217,7 @@ fn safe_target(ws: &Workspace, key: &[u8]) -> Result<PathBuf> {
     let rel = Path::new(OsStr::from_bytes(key));
     if key.is_empty()
         || rel.is_absolute()
-        || rel
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
+        || rel.components().any(|c| !matches!(c, Component::Normal(_)))
     {
         bail!(
             "recorded output path '{}' would escape the workspace root; refusing to restore",
@@ -271,18 +290,27 @@ pub fn restore(
                     steps.push(Step::Touch(target, *mode));
                     continue;
                 }
-                let parent = target.parent().context("output path has a parent (checked above)")?;
+                let parent = target
+                    .parent()
+                    .context("output path has a parent (checked above)")?;
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create {}", parent.display()))?;
                 let tmp = tempfile::Builder::new()
                     .prefix(".idem-restore-")
                     .tempfile_in(parent)
-                    .with_context(|| format!("cannot create a temporary file in {}", parent.display()))?
+                    .with_context(|| {
+                        format!("cannot create a temporary file in {}", parent.display())
+                    })?
                     .into_temp_path();
                 if blob.size > 0 {
                     let src = blobs.path(&blob.hash);
-                    std::fs::copy(&src, &tmp)
-                        .with_context(|| format!("blob for {} is missing ({})", String::from_utf8_lossy(path), src.display()))?;
+                    std::fs::copy(&src, &tmp).with_context(|| {
+                        format!(
+                            "blob for {} is missing ({})",
+                            String::from_utf8_lossy(path),
+                            src.display()
+                        )
+                    })?;
                 }
                 let got = crate::deps::files::hash_file(&tmp, blob.size)?;
                 let len = std::fs::metadata(&tmp)?.len();
@@ -295,7 +323,9 @@ pub fn restore(
             }
             OutputEntry::Symlink { path, target: link } => {
                 let target = safe_target(ws, path)?;
-                let parent = target.parent().context("output path has a parent (checked above)")?;
+                let parent = target
+                    .parent()
+                    .context("output path has a parent (checked above)")?;
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create {}", parent.display()))?;
                 let tmp = parent.join(format!(".idem-link-{}-{}", std::process::id(), steps.len()));
@@ -314,9 +344,11 @@ pub fn restore(
     for step in &steps {
         if let Step::Dir(dir, _) = step {
             if std::fs::symlink_metadata(dir).is_ok_and(|m| !m.is_dir()) {
-                std::fs::remove_file(dir).with_context(|| format!("cannot replace {}", dir.display()))?;
+                std::fs::remove_file(dir)
+                    .with_context(|| format!("cannot replace {}", dir.display()))?;
             }
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
         }
     }
     let now = SystemTime::now();
@@ -336,12 +368,13 @@ pub fn restore(
             }
             Step::Place(tmp, target) => {
                 if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
-                    std::fs::remove_dir_all(&target)
-                        .with_context(|| format!("cannot replace directory {}", target.display()))?;
+                    std::fs::remove_dir_all(&target).with_context(|| {
+                        format!("cannot replace directory {}", target.display())
+                    })?;
                 }
-                tmp.persist(&target)
-                    .map_err(|e| e.error)
-                    .with_context(|| format!("cannot move restored output to {}", target.display()))?;
+                tmp.persist(&target).map_err(|e| e.error).with_context(|| {
+                    format!("cannot move restored output to {}", target.display())
+                })?;
             }
             // Modes last: a read-only directory must not block the files going in.
             Step::Dir(dir, mode) => dir_modes.push((dir, mode)),

@@ -41,7 +41,9 @@ pub fn bytes_bar(mode: Progress, total: Option<u64>, what: &str) -> Option<Progr
     } else {
         "{spinner} idem: {msg} {bytes} {bytes_per_sec}"
     };
-    bar.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
     bar.set_message(what.to_string());
     Some(bar)
 }

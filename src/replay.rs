@@ -62,7 +62,11 @@ pub fn write_streams(rec: &Record, mut streams: Streams) -> std::io::Result<()> 
 }
 
 /// Copies one stream's recorded bytes to a writer (for `idem show --stdout`).
-pub fn copy_stream(blobs: &BlobStore, blob: &crate::store::record::BlobRef, out: &mut dyn Write) -> Result<()> {
+pub fn copy_stream(
+    blobs: &BlobStore,
+    blob: &crate::store::record::BlobRef,
+    out: &mut dyn Write,
+) -> Result<()> {
     if let Some(mut f) = blobs.open_verified(blob)? {
         f.seek(SeekFrom::Start(0))?;
         std::io::copy(&mut f, out).context("cannot write the recorded bytes")?;

@@ -56,15 +56,18 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared> {
     for name in args.envs.iter().chain(&args.pass_envs) {
         crate::deps::env::validate(name).map_err(|e| exit::usage(e.to_string()))?;
     }
-    let file_specs = FileSpecs::parse(&args.files, &ws).map_err(|e| exit::usage(format!("{e:#}")))?;
-    let outputs = OutputSpecs::parse(&args.outputs, &ws).map_err(|e| exit::usage(format!("{e:#}")))?;
+    let file_specs =
+        FileSpecs::parse(&args.files, &ws).map_err(|e| exit::usage(format!("{e:#}")))?;
+    let outputs =
+        OutputSpecs::parse(&args.outputs, &ws).map_err(|e| exit::usage(format!("{e:#}")))?;
     outputs
         .check_not_inputs(file_specs.includes())
         .map_err(|e| exit::usage(e.to_string()))?;
     let mut urls = Vec::new();
     for (list, content) in [(&args.urls, false), (&args.url_contents, true)] {
         for u in list {
-            crate::deps::url::validate(u).map_err(|e| exit::usage(format!("invalid URL '{u}': {e:#}")))?;
+            crate::deps::url::validate(u)
+                .map_err(|e| exit::usage(format!("invalid URL '{u}': {e:#}")))?;
             urls.push(UrlSpec {
                 url: u.clone(),
                 content,
@@ -174,10 +177,14 @@ pub fn snapshot(
     let resolved = p.file_specs.resolve(args.no_ignore, &p.outputs)?;
     if warn_missing {
         for m in &resolved.missing {
-            warn(format!("input {} does not exist (recorded as absent)", m.display()));
+            warn(format!(
+                "input {} does not exist (recorded as absent)",
+                m.display()
+            ));
         }
     }
-    let mut all = crate::deps::files::states(&p.ws, &resolved.paths, Kind::File, old, &mut new_cache)?;
+    let mut all =
+        crate::deps::files::states(&p.ws, &resolved.paths, Kind::File, old, &mut new_cache)?;
     all.extend(crate::deps::files::states(
         &p.ws,
         std::slice::from_ref(&program),
@@ -211,7 +218,9 @@ pub fn snapshot(
                 if args.url_offline == UrlOffline::Hit {
                     eprintln!("idem: {url}: {reason}; trusting its last recorded state (--url-offline=hit)");
                 } else {
-                    warn(format!("{url}: {reason}; running the command and not recording it"));
+                    warn(format!(
+                        "{url}: {reason}; running the command and not recording it"
+                    ));
                 }
                 unknown.push(url);
             }
@@ -322,7 +331,12 @@ fn spool_stdin(dir: &std::path::Path) -> Result<(File, DepState)> {
     Ok((tmp, DepState::new(Kind::Stdin, "-", state)))
 }
 
-fn exec_command(p: &Prepared, args: &RunArgs, program: PathBuf, stdin: Option<File>) -> ExecCommand {
+fn exec_command(
+    p: &Prepared,
+    args: &RunArgs,
+    program: PathBuf,
+    stdin: Option<File>,
+) -> ExecCommand {
     let env = args.strict_env.then(|| {
         let mut names: Vec<&str> = vec!["PATH", "HOME"];
         names.extend(args.envs.iter().map(String::as_str));
@@ -352,7 +366,9 @@ pub fn run(args: &RunArgs) -> Result<i32> {
     let mut cache = match cache {
         Ok(c) => c,
         Err(e) => {
-            warn(format!("cache unavailable ({e:#}); running the command uncached"));
+            warn(format!(
+                "cache unavailable ({e:#}); running the command uncached"
+            ));
             return Ok(run_uncached(&p, args));
         }
     };
@@ -414,7 +430,9 @@ fn connect_remote(args: &RunArgs) -> Option<Tier> {
     match Tier::connect(&cfg) {
         Ok(t) => Some(t),
         Err(e) => {
-            warn(format!("remote cache unavailable ({e:#}); using the local cache only"));
+            warn(format!(
+                "remote cache unavailable ({e:#}); using the local cache only"
+            ));
             None
         }
     }
@@ -439,11 +457,22 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
         (None, None)
     };
     let old_stat = load_stat_cache(cache, &p.task_key);
-    let mut snap = snapshot(p, args, program.clone(), &old_stat, stdin_state.as_ref(), None, true)?;
+    let mut snap = snapshot(
+        p,
+        args,
+        program.clone(),
+        &old_stat,
+        stdin_state.as_ref(),
+        None,
+        true,
+    )?;
     fill_offline_urls(cache, p, &mut snap);
     let state_key = snap.state_key();
     if snap.stat_cache.entries != old_stat.entries {
-        if let Err(e) = cache.db.save_stat_cache(&p.task_key, &snap.stat_cache.encode()) {
+        if let Err(e) = cache
+            .db
+            .save_stat_cache(&p.task_key, &snap.stat_cache.encode())
+        {
             warn(format!("cannot save the stat cache: {e:#}"));
         }
     }
@@ -461,7 +490,16 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
     let states_known = snap.unknown.is_empty() || snap.trusted_offline;
     let mut unreplayable = false;
     if !args.force {
-        match try_replay(p, args, cache, &p.task_key, &state_key, now, remote.as_ref(), states_known)? {
+        match try_replay(
+            p,
+            args,
+            cache,
+            &p.task_key,
+            &state_key,
+            now,
+            remote.as_ref(),
+            states_known,
+        )? {
             Replay::Done(code) => return Ok(code),
             Replay::Unreplayable => unreplayable = true,
             Replay::Miss => {}
@@ -488,11 +526,29 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
     };
     if lease.is_some() && !args.force && !unreplayable {
         // The holder we waited for may have recorded exactly what we need.
-        if let Replay::Done(code) = try_replay(p, args, cache, &p.task_key, &state_key, crate::clock::now_ns(), None, states_known)? {
+        if let Replay::Done(code) = try_replay(
+            p,
+            args,
+            cache,
+            &p.task_key,
+            &state_key,
+            crate::clock::now_ns(),
+            None,
+            states_known,
+        )? {
             return Ok(code);
         }
     }
-    let code = execute_and_record(p, args, cache, snap, state_key, stdin_file, None, remote.as_ref());
+    let code = execute_and_record(
+        p,
+        args,
+        cache,
+        snap,
+        state_key,
+        stdin_file,
+        None,
+        remote.as_ref(),
+    );
     drop(lease);
     Ok(code)
 }
@@ -526,9 +582,15 @@ fn acquire(cache: &Cache, args: &RunArgs, name: &[u8; 32]) -> Result<LeaseResult
             let got = lease::wait_acquire(&cache.dir, name, args.wait_timeout, |h| {
                 if let Some(bar) = &bar {
                     let running = Duration::from_nanos(
-                        crate::clock::real_now_ns().saturating_sub(h.started_ns).max(0) as u64,
+                        crate::clock::real_now_ns()
+                            .saturating_sub(h.started_ns)
+                            .max(0) as u64,
                     );
-                    bar.set_message(format!("waiting for pid {} (running {} s)", h.pid, running.as_secs()));
+                    bar.set_message(format!(
+                        "waiting for pid {} (running {} s)",
+                        h.pid,
+                        running.as_secs()
+                    ));
                     bar.tick();
                 }
             })?;
@@ -620,17 +682,31 @@ fn replay_record(
     let streams = match replay::open_streams(rec, &cache.blobs) {
         Ok(s) => s,
         Err(e) => {
-            warn(format!("cannot replay the record ({e:#}); running the command"));
+            warn(format!(
+                "cannot replay the record ({e:#}); running the command"
+            ));
             return Ok(None);
         }
     };
-    if let Err(e) = crate::outputs::restore(&p.ws, &rec.outputs, &cache.blobs, &p.outputs, args.clean_outputs) {
-        warn(format!("cannot restore outputs ({e:#}); running the command"));
+    if let Err(e) = crate::outputs::restore(
+        &p.ws,
+        &rec.outputs,
+        &cache.blobs,
+        &p.outputs,
+        args.clean_outputs,
+    ) {
+        warn(format!(
+            "cannot restore outputs ({e:#}); running the command"
+        ));
         return Ok(None);
     }
     if args.verbose {
         let age = Duration::from_nanos(age_ns(rec, now) as u64);
-        let via = if tier == "local" { String::new() } else { format!(" from the {tier} cache") };
+        let via = if tier == "local" {
+            String::new()
+        } else {
+            format!(" from the {tier} cache")
+        };
         eprintln!(
             "idem: hit{via} (saved {}, recorded {} ago)",
             human_duration(Duration::from_nanos(rec.duration_ns)),
@@ -638,7 +714,11 @@ fn replay_record(
         );
     }
     let write = replay::write_streams(rec, streams);
-    let counter = if tier == "local" { "hits" } else { "remote_hits" };
+    let counter = if tier == "local" {
+        "hits"
+    } else {
+        "remote_hits"
+    };
     if let Err(e) = cache.db.note_hit(id, now, rec.duration_ns, counter) {
         warn(format!("cannot count the hit: {e:#}"));
     }
@@ -692,7 +772,9 @@ fn background_refresh(
     let Acquire::Got(lease) = lease::try_acquire(&cache.dir, &name)? else {
         return Ok(0);
     };
-    if let (Some(stale), Ok(Some((_, rec)))) = (args.stale, cache.db.lookup(&p.task_key, &state_key)) {
+    if let (Some(stale), Ok(Some((_, rec)))) =
+        (args.stale, cache.db.lookup(&p.task_key, &state_key))
+    {
         if age_ns(&rec, crate::clock::now_ns()) <= stale.as_nanos() as i64 {
             return Ok(0);
         }
@@ -730,7 +812,11 @@ fn run_with_exec_key(
             _ => false,
         };
         if expired {
-            cache.db.conn.execute("DELETE FROM exec_keys WHERE key=?1", [key]).map_err(anyhow::Error::from)?;
+            cache
+                .db
+                .conn
+                .execute("DELETE FROM exec_keys WHERE key=?1", [key])
+                .map_err(anyhow::Error::from)?;
         } else {
             if row.identity != identity && args.key_reuse == KeyReuse::Deny {
                 eprintln!(
@@ -743,7 +829,10 @@ fn run_with_exec_key(
                 match latest {
                     Some((id, rec)) => {
                         if args.verbose {
-                            eprintln!("idem: key '{key}' already ran {} time(s); replaying", row.successes);
+                            eprintln!(
+                                "idem: key '{key}' already ran {} time(s); replaying",
+                                row.successes
+                            );
                         }
                         if let Some(code) = replay_record(p, args, cache, id, &rec, now, "local")? {
                             return Ok(code);
@@ -754,7 +843,9 @@ fn run_with_exec_key(
                         return Ok(rec.exit_code);
                     }
                     None => {
-                        warn(format!("key '{key}' already ran, but its record is gone; not running it again"));
+                        warn(format!(
+                            "key '{key}' already ran, but its record is gone; not running it again"
+                        ));
                         return Ok(0);
                     }
                 }
@@ -766,7 +857,16 @@ fn run_with_exec_key(
         return Ok(exit::CACHE_ONLY_MISS);
     }
     let state_key = snap.state_key();
-    let code = execute_and_record(p, args, cache, snap, state_key, stdin_file, Some((key, identity)), remote);
+    let code = execute_and_record(
+        p,
+        args,
+        cache,
+        snap,
+        state_key,
+        stdin_file,
+        Some((key, identity)),
+        remote,
+    );
     drop(lease);
     Ok(code)
 }
@@ -791,7 +891,9 @@ fn execute_and_record(
             return code;
         }
         Err(e) => {
-            warn(format!("cannot capture output ({e:#}); running the command uncached"));
+            warn(format!(
+                "cannot capture output ({e:#}); running the command uncached"
+            ));
             return match exec::run_plain(&mut cmd) {
                 Ok(exit) => exit.code(),
                 Err((code, msg)) => {
@@ -817,7 +919,18 @@ fn execute_and_record(
     if !snap.unknown.is_empty() && !snap.trusted_offline {
         return code;
     }
-    if let Err(e) = record(p, args, cache, &snap, state_key, exit_code, outcome.duration, captured, exec_key, remote) {
+    if let Err(e) = record(
+        p,
+        args,
+        cache,
+        &snap,
+        state_key,
+        exit_code,
+        outcome.duration,
+        captured,
+        exec_key,
+        remote,
+    ) {
         warn(format!("not recorded: {e:#}"));
     }
     code
@@ -838,7 +951,12 @@ fn record(
 ) -> Result<()> {
     // Race guard: an outcome is stored only under the exact state it was computed from.
     let stdin_state = snap.deps.iter().find(|d| d.kind == Kind::Stdin).cloned();
-    let url_states: Vec<DepState> = snap.deps.iter().filter(|d| d.kind == Kind::Url).cloned().collect();
+    let url_states: Vec<DepState> = snap
+        .deps
+        .iter()
+        .filter(|d| d.kind == Kind::Url)
+        .cloned()
+        .collect();
     let after = snapshot(
         p,
         args,
@@ -850,7 +968,11 @@ fn record(
     )?;
     if after.state_key() != state_key {
         let changes = deps::diff(&snap.deps, &after.deps);
-        let names: Vec<String> = changes.iter().take(3).map(|(d, _, _)| d.display_name()).collect();
+        let names: Vec<String> = changes
+            .iter()
+            .take(3)
+            .map(|(d, _, _)| d.display_name())
+            .collect();
         anyhow::bail!("{} changed while the command ran", names.join(", "));
     }
     let (outputs, warnings) = if exit_code == 0 {
@@ -881,7 +1003,9 @@ fn record(
     };
     cache.db.insert_record(&rec, now)?;
     if after.stat_cache.entries != snap.stat_cache.entries {
-        cache.db.save_stat_cache(&p.task_key, &after.stat_cache.encode())?;
+        cache
+            .db
+            .save_stat_cache(&p.task_key, &after.stat_cache.encode())?;
     }
     if let Some((key, identity)) = exec_key {
         if exit_code == 0 {

@@ -146,9 +146,12 @@ impl TaskSpec {
         e.str("envs").list(self.envs.iter());
         e.str("urls").list(self.urls.iter());
         e.str("url-contents").list(self.url_contents.iter());
-        e.str("outputs").list(self.outputs.iter().map(|a| a.as_bytes()));
-        e.str("scope").opt_bytes(self.scope.as_deref().map(str::as_bytes));
-        e.str("key").opt_bytes(self.exec_key.as_deref().map(str::as_bytes));
+        e.str("outputs")
+            .list(self.outputs.iter().map(|a| a.as_bytes()));
+        e.str("scope")
+            .opt_bytes(self.scope.as_deref().map(str::as_bytes));
+        e.str("key")
+            .opt_bytes(self.exec_key.as_deref().map(str::as_bytes));
         e.str("no-ignore").bool(self.no_ignore);
         e.str("stdin").bool(self.stdin);
         e.str("strict-env").bool(self.strict_env);
@@ -241,7 +244,10 @@ mod tests {
 
     #[test]
     fn normalize_is_lexical() {
-        assert_eq!(normalize(Path::new("/a/b/../c/./d")), PathBuf::from("/a/c/d"));
+        assert_eq!(
+            normalize(Path::new("/a/b/../c/./d")),
+            PathBuf::from("/a/c/d")
+        );
     }
 
     #[test]

@@ -30,8 +30,14 @@ fn outputs_come_back_after_deletion_with_modes_and_symlinks() {
     assert_eq!(mode("out/sub/lib.a"), 0o644);
     let link = std::fs::symlink_metadata(ws.path("out/link")).unwrap();
     assert!(link.file_type().is_symlink());
-    assert_eq!(std::fs::read_link(ws.path("out/link")).unwrap().to_str(), Some("app"));
-    assert!(ws.path("out/empty").is_dir(), "empty directories are outputs too");
+    assert_eq!(
+        std::fs::read_link(ws.path("out/link")).unwrap().to_str(),
+        Some("app")
+    );
+    assert!(
+        ws.path("out/empty").is_dir(),
+        "empty directories are outputs too"
+    );
 }
 
 #[test]
@@ -40,7 +46,10 @@ fn matching_file_keeps_its_inode_and_gets_a_fresh_mtime() {
     ws.write("src/a.c", "A");
     ws.run(BUILD);
     let old = SystemTime::now() - Duration::from_secs(3600);
-    let f = std::fs::File::options().write(true).open(ws.path("out/app")).unwrap();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(ws.path("out/app"))
+        .unwrap();
     f.set_modified(old).unwrap();
     drop(f);
     let ino = std::fs::metadata(ws.path("out/app")).unwrap().ino();
@@ -48,8 +57,15 @@ fn matching_file_keeps_its_inode_and_gets_a_fresh_mtime() {
     ws.run(BUILD);
     assert_eq!(ws.count("count"), 1);
     let md = std::fs::metadata(ws.path("out/app")).unwrap();
-    assert_eq!(md.ino(), ino, "a file with the right content is not rewritten");
-    assert!(md.modified().unwrap() > old + Duration::from_secs(3000), "but its mtime is now");
+    assert_eq!(
+        md.ino(),
+        ino,
+        "a file with the right content is not rewritten"
+    );
+    assert!(
+        md.modified().unwrap() > old + Duration::from_secs(3000),
+        "but its mtime is now"
+    );
     assert_eq!(ws.read("out/sub/lib.a"), b"lib\n");
 }
 
@@ -84,7 +100,11 @@ fn make_clean_then_make_restores_without_running_the_compiler() {
     assert!(!ws.path("build/app").exists());
     let o = make(&[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(ws.count("compiles"), 1, "make clean && make must restore, not compile");
+    assert_eq!(
+        ws.count("compiles"),
+        1,
+        "make clean && make must restore, not compile"
+    );
     assert_eq!(ws.read("build/app"), ws.read("main.c"));
     // make considers the restored target up to date (fresh mtime).
     let q = make(&["-q", "build/app"]);
@@ -94,12 +114,19 @@ fn make_clean_then_make_restores_without_running_the_compiler() {
 fn tamper_outputs(ws: &Ws, f: impl Fn(&mut Vec<idem::store::record::OutputEntry>)) {
     let conn = rusqlite::Connection::open(ws.cache.join("idem.db")).unwrap();
     let (id, data): (i64, Vec<u8>) = conn
-        .query_row("SELECT id, data FROM records ORDER BY id DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT id, data FROM records ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     let mut rec = idem::store::record::Record::decode(&data).unwrap();
     f(&mut rec.outputs);
-    conn.execute("UPDATE records SET data=?1 WHERE id=?2", rusqlite::params![rec.encode(), id])
-        .unwrap();
+    conn.execute(
+        "UPDATE records SET data=?1 WHERE id=?2",
+        rusqlite::params![rec.encode(), id],
+    )
+    .unwrap();
 }
 
 #[test]
@@ -107,7 +134,11 @@ fn tampered_manifest_escaping_the_root_writes_nothing_and_runs() {
     let ws = Ws::new();
     ws.write("src/a.c", "A");
     ws.run(BUILD);
-    let victim = ws.root().parent().unwrap().join(format!("idem-escape-{}", std::process::id()));
+    let victim = ws
+        .root()
+        .parent()
+        .unwrap()
+        .join(format!("idem-escape-{}", std::process::id()));
     let rel = format!("../{}", victim.file_name().unwrap().to_str().unwrap());
     tamper_outputs(&ws, |outs| {
         if let Some(idem::store::record::OutputEntry::File { path, .. }) = outs
@@ -128,7 +159,7 @@ fn tampered_manifest_escaping_the_root_writes_nothing_and_runs() {
 #[test]
 fn corrupted_blob_runs_the_command_and_the_cache_heals() {
     let ws = Ws::new();
-    ws.write("src/a.c", &vec![b'x'; 100_000]);
+    ws.write("src/a.c", vec![b'x'; 100_000]);
     ws.run(BUILD);
     let hash = blake3::hash(&vec![b'x'; 100_000]).to_hex().to_string();
     let blob = ws.cache.join("blobs").join(&hash[..2]).join(&hash[2..]);
@@ -143,7 +174,11 @@ fn corrupted_blob_runs_the_command_and_the_cache_heals() {
     assert_eq!(ws.read("out/app"), vec![b'x'; 100_000]);
     std::fs::remove_dir_all(ws.path("out")).unwrap();
     let o = ws.run(BUILD);
-    assert_eq!(stderr(&o), "", "healed: the re-recorded outcome replays cleanly");
+    assert_eq!(
+        stderr(&o),
+        "",
+        "healed: the re-recorded outcome replays cleanly"
+    );
     assert_eq!(ws.count("count"), 2);
     assert_eq!(ws.read("out/app"), vec![b'x'; 100_000]);
 }
@@ -168,7 +203,10 @@ fn clean_outputs_removes_stale_extras_only_when_asked() {
     ws.run(BUILD);
     ws.write("out/stale.o", "old");
     ws.run(BUILD);
-    assert!(ws.path("out/stale.o").exists(), "extras are left alone by default");
+    assert!(
+        ws.path("out/stale.o").exists(),
+        "extras are left alone by default"
+    );
     let mut with_clean = vec!["--clean-outputs"];
     with_clean.extend_from_slice(BUILD);
     ws.run(&with_clean);
@@ -187,16 +225,32 @@ fn glob_outputs() {
     assert_eq!(ws.count("count"), 1);
     assert_eq!(ws.read("build/a.o"), b"1\n");
     assert_eq!(ws.read("build/b.o"), b"2\n");
-    assert!(!ws.path("build/keep.txt").exists(), "only matching files are outputs");
+    assert!(
+        !ws.path("build/keep.txt").exists(),
+        "only matching files are outputs"
+    );
 }
 
 #[test]
 fn outputs_inside_an_input_directory_are_not_inputs() {
     let ws = Ws::new();
     ws.write("proj/src.c", "A");
-    let cmd = ["-f", "proj/", "-o", "proj/out.bin", "--", "sh", "-c", "echo run >> count; cat proj/src.c > proj/out.bin; date +%N >> proj/out.bin"];
+    let cmd = [
+        "-f",
+        "proj/",
+        "-o",
+        "proj/out.bin",
+        "--",
+        "sh",
+        "-c",
+        "echo run >> count; cat proj/src.c > proj/out.bin; date +%N >> proj/out.bin",
+    ];
     let o = ws.run(&cmd);
-    assert_eq!(stderr(&o), "", "writing a declared output is not an input change");
+    assert_eq!(
+        stderr(&o),
+        "",
+        "writing a declared output is not an input change"
+    );
     ws.run(&cmd);
     assert_eq!(ws.count("count"), 1);
 }
@@ -207,7 +261,14 @@ fn large_output_is_restored_with_bounded_memory() {
     let Some(time) = common::require_binary("time") else {
         return;
     };
-    let cmd = ["-o", "big.bin", "--", "sh", "-c", "echo run >> count; head -c 200000000 /dev/zero | tr '\\0' 'z' > big.bin"];
+    let cmd = [
+        "-o",
+        "big.bin",
+        "--",
+        "sh",
+        "-c",
+        "echo run >> count; head -c 200000000 /dev/zero | tr '\\0' 'z' > big.bin",
+    ];
     ws.run(&cmd);
     std::fs::remove_file(ws.path("big.bin")).unwrap();
     let out = std::process::Command::new(time)
@@ -222,20 +283,36 @@ fn large_output_is_restored_with_bounded_memory() {
         .unwrap();
     assert!(out.status.success());
     assert_eq!(ws.count("count"), 1);
-    assert_eq!(std::fs::metadata(ws.path("big.bin")).unwrap().len(), 200_000_000);
+    assert_eq!(
+        std::fs::metadata(ws.path("big.bin")).unwrap().len(),
+        200_000_000
+    );
     let peak_kb: u64 = stderr(&out).trim().lines().last().unwrap().parse().unwrap();
-    assert!(peak_kb < 64 * 1024, "restoring 200 MB used {peak_kb} KB of memory");
+    assert!(
+        peak_kb < 64 * 1024,
+        "restoring 200 MB used {peak_kb} KB of memory"
+    );
 }
 
 #[test]
 fn output_modes_survive_umask_and_replace_existing_files() {
     let ws = Ws::new();
-    let cmd = ["-o", "f.sh", "--", "sh", "-c", "echo run >> count; echo '#!/bin/sh' > f.sh; chmod 750 f.sh"];
+    let cmd = [
+        "-o",
+        "f.sh",
+        "--",
+        "sh",
+        "-c",
+        "echo run >> count; echo '#!/bin/sh' > f.sh; chmod 750 f.sh",
+    ];
     ws.run(&cmd);
     ws.write("f.sh", "garbage");
     std::fs::set_permissions(ws.path("f.sh"), std::fs::Permissions::from_mode(0o600)).unwrap();
     ws.run(&cmd);
     assert_eq!(ws.count("count"), 1);
     assert_eq!(ws.read("f.sh"), b"#!/bin/sh\n");
-    assert_eq!(std::fs::metadata(ws.path("f.sh")).unwrap().mode() & 0o777, 0o750);
+    assert_eq!(
+        std::fs::metadata(ws.path("f.sh")).unwrap().mode() & 0o777,
+        0o750
+    );
 }

@@ -36,12 +36,20 @@ fn verbose_says_hit_or_miss_and_why() {
     let ws = Ws::new();
     ws.write("src/main.c", "int main;");
     let a = ws.run(&args(&["-v", "-f", "src/"], COUNTING));
-    assert!(stderr(&a).contains("idem: miss: no record"), "{}", stderr(&a));
+    assert!(
+        stderr(&a).contains("idem: miss: no record"),
+        "{}",
+        stderr(&a)
+    );
     let b = ws.run(&args(&["-v", "-f", "src/"], COUNTING));
     assert!(stderr(&b).contains("idem: hit (saved"), "{}", stderr(&b));
     ws.write("src/main.c", "int main2;");
     let c = ws.run(&args(&["-v", "-f", "src/"], COUNTING));
-    assert!(stderr(&c).contains("idem: miss: file src/main.c changed"), "{}", stderr(&c));
+    assert!(
+        stderr(&c).contains("idem: miss: file src/main.c changed"),
+        "{}",
+        stderr(&c)
+    );
     // Without -v idem prints nothing of its own.
     let d = ws.run(&args(&["-f", "src/"], COUNTING));
     assert_eq!(stderr(&d), "err\n");
@@ -56,8 +64,12 @@ fn file_content_change_is_a_miss_but_touch_is_a_hit() {
     run();
     assert_eq!(ws.count("count"), 1);
     // Same content, new mtime: content decides.
-    let f = std::fs::File::options().write(true).open(ws.path("a.txt")).unwrap();
-    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5)).unwrap();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(ws.path("a.txt"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(5))
+        .unwrap();
     drop(f);
     run();
     assert_eq!(ws.count("count"), 1, "touch without change must still hit");
@@ -70,13 +82,19 @@ fn file_content_change_is_a_miss_but_touch_is_a_hit() {
 fn racy_same_size_edit_in_the_same_tick_is_a_miss() {
     let ws = Ws::new();
     ws.write("a.txt", "aaaa");
-    let mtime = std::fs::metadata(ws.path("a.txt")).unwrap().modified().unwrap();
+    let mtime = std::fs::metadata(ws.path("a.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
     let run = || ws.run(&args(&["-f", "a.txt"], &["cat", "a.txt"]));
     assert_eq!(run().stdout, b"aaaa");
     // Same size, and the mtime forced back to the very same value, as if both writes
     // landed within one timestamp tick.
     std::fs::write(ws.path("a.txt"), "bbbb").unwrap();
-    let f = std::fs::File::options().write(true).open(ws.path("a.txt")).unwrap();
+    let f = std::fs::File::options()
+        .write(true)
+        .open(ws.path("a.txt"))
+        .unwrap();
     f.set_modified(mtime).unwrap();
     drop(f);
     assert_eq!(run().stdout, b"bbbb", "a racy file must be re-hashed");
@@ -99,12 +117,20 @@ fn directory_walk_sees_added_files_and_respects_gitignore() {
     assert_eq!(ws.count("count"), 1, "ignored files are not inputs");
     ws.write("data/sub/b.txt", "b");
     run(&[]);
-    assert_eq!(ws.count("count"), 2, "a new file in the directory must miss");
+    assert_eq!(
+        ws.count("count"),
+        2,
+        "a new file in the directory must miss"
+    );
     run(&["--no-ignore"]);
     assert_eq!(ws.count("count"), 3, "--no-ignore is another task");
     ws.write("data/x.log", "3");
     run(&["--no-ignore"]);
-    assert_eq!(ws.count("count"), 4, "with --no-ignore, ignored files are inputs");
+    assert_eq!(
+        ws.count("count"),
+        4,
+        "with --no-ignore, ignored files are inputs"
+    );
 }
 
 #[test]
@@ -119,7 +145,11 @@ fn globs_and_excludes() {
     ws.write("src/notes.txt", "changed");
     ws.write("src/gen/g.c", "changed");
     run();
-    assert_eq!(ws.count("count"), 1, "non-matching and excluded files are not inputs");
+    assert_eq!(
+        ws.count("count"),
+        1,
+        "non-matching and excluded files are not inputs"
+    );
     ws.write("src/deep/b.c", "changed");
     run();
     assert_eq!(ws.count("count"), 2);
@@ -167,7 +197,11 @@ fn program_change_is_a_miss() {
     assert_eq!(ws.run(&["--", "./tool.sh"]).stdout, b"v1\n");
     assert_eq!(ws.count("count"), 1);
     ws.write("tool.sh", "#!/bin/sh\necho v2\necho run >> count\n");
-    assert_eq!(ws.run(&["--", "./tool.sh"]).stdout, b"v2\n", "the program itself is an input");
+    assert_eq!(
+        ws.run(&["--", "./tool.sh"]).stdout,
+        b"v2\n",
+        "the program itself is an input"
+    );
     assert_eq!(ws.count("count"), 2);
 }
 
@@ -185,7 +219,11 @@ fn stdin_is_an_input_only_with_flag() {
     assert_eq!(run(b"abc").stdout, b"abc");
     assert_eq!(run(b"abc").stdout, b"abc");
     assert_eq!(ws.count("count"), 1);
-    assert_eq!(run(b"xyz").stdout, b"xyz", "the command gets the same bytes");
+    assert_eq!(
+        run(b"xyz").stdout,
+        b"xyz",
+        "the command gets the same bytes"
+    );
     assert_eq!(ws.count("count"), 2);
 }
 
@@ -193,7 +231,11 @@ fn stdin_is_an_input_only_with_flag() {
 fn absent_input_is_a_state_with_a_warning() {
     let ws = Ws::new();
     let a = ws.run(&args(&["-f", "later.txt"], COUNTING));
-    assert!(stderr(&a).contains("later.txt does not exist"), "{}", stderr(&a));
+    assert!(
+        stderr(&a).contains("later.txt does not exist"),
+        "{}",
+        stderr(&a)
+    );
     ws.run(&args(&["-f", "later.txt"], COUNTING));
     assert_eq!(ws.count("count"), 1);
     ws.write("later.txt", "now");
@@ -271,10 +313,18 @@ fn exit_codes_and_failure_caching() {
     assert_eq!(fail("0", &[]), 0);
     assert_eq!(fail("1", &[]), 1);
     assert_eq!(fail("1", &[]), 1);
-    assert_eq!(ws.count("count"), 3, "exit 0 once, then failures are never recorded");
+    assert_eq!(
+        ws.count("count"),
+        3,
+        "exit 0 once, then failures are never recorded"
+    );
     assert_eq!(fail("42", &["--cache-failures"]), 42);
     assert_eq!(fail("42", &["--cache-failures"]), 42);
-    assert_eq!(ws.count("count"), 4, "with --cache-failures the failure is replayed");
+    assert_eq!(
+        ws.count("count"),
+        4,
+        "with --cache-failures the failure is replayed"
+    );
 }
 
 #[test]
@@ -291,7 +341,13 @@ fn sigint_to_idem_reaches_the_child_and_nothing_is_recorded() {
     let ws = Ws::new();
     ws.write("go", "");
     let mut child = ws
-        .idem(&["run", "--", "sh", "-c", "echo run >> count; rm go; while :; do :; done"])
+        .idem(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo run >> count; rm go; while :; do :; done",
+        ])
         .spawn()
         .unwrap();
     while ws.path("go").exists() {
@@ -302,7 +358,13 @@ fn sigint_to_idem_reaches_the_child_and_nothing_is_recorded() {
     assert_eq!(status.code(), Some(130));
     ws.write("go", "");
     let mut again = ws
-        .idem(&["run", "--", "sh", "-c", "echo run >> count; rm go; while :; do :; done"])
+        .idem(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo run >> count; rm go; while :; do :; done",
+        ])
         .spawn()
         .unwrap();
     while ws.path("go").exists() {
@@ -333,10 +395,18 @@ fn non_utf8_arguments_and_file_names() {
     std::fs::write(ws.root().join(name), "x").unwrap();
     let arg = std::ffi::OsStr::from_bytes(b"arg\xfe");
     let run = || {
-        ws.idem(&["run", "-f", "dir", "--", "sh", "-c", "echo run >> count; printf '%s' \"$0\""])
-            .arg(arg)
-            .output()
-            .unwrap()
+        ws.idem(&[
+            "run",
+            "-f",
+            "dir",
+            "--",
+            "sh",
+            "-c",
+            "echo run >> count; printf '%s' \"$0\"",
+        ])
+        .arg(arg)
+        .output()
+        .unwrap()
     };
     assert_eq!(run().stdout, b"arg\xfe");
     assert_eq!(run().stdout, b"arg\xfe");
@@ -357,7 +427,11 @@ fn unusable_cache_dir_still_runs_the_command() {
         .unwrap();
     assert_eq!(out.status.code(), Some(42));
     assert_eq!(out.stdout, b"hi\n");
-    assert!(stderr(&out).contains("idem: warning: cache unavailable"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("idem: warning: cache unavailable"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(stderr(&out).lines().count(), 1);
 }
 
@@ -421,7 +495,10 @@ fn twenty_concurrent_different_commands_all_succeed() {
         assert_eq!(stderr(&o), "", "no warnings (database is locked…)");
     }
     for i in 0..20 {
-        let o = ws.idem(&["run", "-v", "--", "sh", "-c", &format!("echo {i}")]).output().unwrap();
+        let o = ws
+            .idem(&["run", "-v", "--", "sh", "-c", &format!("echo {i}")])
+            .output()
+            .unwrap();
         assert!(stderr(&o).contains("idem: hit"), "every run was recorded");
     }
 }
@@ -443,7 +520,12 @@ fn usage_errors_are_one_line_and_exit_2() {
     ] {
         let o = ws.idem(&a).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{a:?}: {}", stderr(&o));
-        assert_eq!(stderr(&o).trim_end().lines().count(), 1, "{a:?}: {}", stderr(&o));
+        assert_eq!(
+            stderr(&o).trim_end().lines().count(),
+            1,
+            "{a:?}: {}",
+            stderr(&o)
+        );
         assert!(stderr(&o).starts_with("idem: "), "{a:?}: {}", stderr(&o));
     }
 }
@@ -452,7 +534,18 @@ fn usage_errors_are_one_line_and_exit_2() {
 fn strict_env_hides_undeclared_variables() {
     let ws = Ws::new();
     let o = ws
-        .idem(&["run", "--strict-env", "-e", "DECLARED", "--pass-env", "PASSED", "--", "sh", "-c", "echo \"$DECLARED:$PASSED:$UNDECLARED\""])
+        .idem(&[
+            "run",
+            "--strict-env",
+            "-e",
+            "DECLARED",
+            "--pass-env",
+            "PASSED",
+            "--",
+            "sh",
+            "-c",
+            "echo \"$DECLARED:$PASSED:$UNDECLARED\"",
+        ])
         .env("DECLARED", "d")
         .env("PASSED", "p")
         .env("UNDECLARED", "u")
@@ -468,7 +561,14 @@ fn keys_are_portable_across_checkout_paths() {
     for ws in [&a, &b] {
         ws.write("src/x.c", "same");
     }
-    let cmd = ["-f", "src/", "--", "sh", "-c", "echo built; echo run >> \"$RUNS\""];
+    let cmd = [
+        "-f",
+        "src/",
+        "--",
+        "sh",
+        "-c",
+        "echo built; echo run >> \"$RUNS\"",
+    ];
     let shared = a.path("shared-cache");
     let runs = a.path("runs");
     let run = |ws: &Ws| {
@@ -497,11 +597,26 @@ fn force_runs_and_re_records() {
 fn input_edited_while_running_is_not_recorded() {
     let ws = Ws::new();
     ws.write("in.txt", "v1");
-    let cmd = ["-f", "in.txt", "--", "sh", "-c", "echo run >> count; echo edited >> in.txt"];
+    let cmd = [
+        "-f",
+        "in.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo run >> count; echo edited >> in.txt",
+    ];
     let o = ws.run(&cmd);
     assert!(o.status.success());
-    assert!(stderr(&o).contains("file in.txt changed while the command ran"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("file in.txt changed while the command ran"),
+        "{}",
+        stderr(&o)
+    );
     ws.write("in.txt", "v1");
     ws.run(&cmd);
-    assert_eq!(ws.count("count"), 2, "the first outcome must not have been recorded");
+    assert_eq!(
+        ws.count("count"),
+        2,
+        "the first outcome must not have been recorded"
+    );
 }

@@ -18,7 +18,8 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// A command that counts its runs, then blocks until `release` exists.
-const BLOCKING: &str = "echo run >> count; until [ -e release ]; do sleep 0.01; done; echo done; echo warn >&2";
+const BLOCKING: &str =
+    "echo run >> count; until [ -e release ]; do sleep 0.01; done; echo done; echo warn >&2";
 
 fn spawn(ws: &Ws, args: &[&str]) -> Child {
     let mut full = vec!["run"];
@@ -44,7 +45,11 @@ fn thirty_two_identical_requests_run_once() {
         assert_eq!(stdout(&o), "done\n");
         assert_eq!(stderr(&o), "warn\n");
     }
-    assert_eq!(ws.count("count"), 1, "identical concurrent requests run once");
+    assert_eq!(
+        ws.count("count"),
+        1,
+        "identical concurrent requests run once"
+    );
 }
 
 #[test]
@@ -73,7 +78,9 @@ fn failing_holder_lets_exactly_one_waiter_rerun() {
                   if [ -e failed-once ]; then echo ok; else touch failed-once; exit 1; fi";
     let first = spawn(&ws, &["--", "sh", "-c", script]);
     wait_until("the first run", || ws.count("count") == 1);
-    let waiters: Vec<Child> = (0..5).map(|_| spawn(&ws, &["--", "sh", "-c", script])).collect();
+    let waiters: Vec<Child> = (0..5)
+        .map(|_| spawn(&ws, &["--", "sh", "-c", script]))
+        .collect();
     ws.write("release", "");
     assert_eq!(first.wait_with_output().unwrap().status.code(), Some(1));
     for w in waiters {
@@ -81,7 +88,11 @@ fn failing_holder_lets_exactly_one_waiter_rerun() {
         assert!(o.status.success());
         assert_eq!(stdout(&o), "ok\n");
     }
-    assert_eq!(ws.count("count"), 2, "one waiter re-runs, the others replay its record");
+    assert_eq!(
+        ws.count("count"),
+        2,
+        "one waiter re-runs, the others replay its record"
+    );
 }
 
 #[test]
@@ -92,7 +103,15 @@ fn no_wait_exits_75_while_another_runs() {
     let o = ws.run(&["--no-wait", "--", "sh", "-c", BLOCKING]);
     assert_eq!(o.status.code(), Some(75));
     assert!(stderr(&o).contains("already running"), "{}", stderr(&o));
-    let o = ws.run(&["--no-wait", "--wait-timeout", "50ms", "--", "sh", "-c", BLOCKING]);
+    let o = ws.run(&[
+        "--no-wait",
+        "--wait-timeout",
+        "50ms",
+        "--",
+        "sh",
+        "-c",
+        BLOCKING,
+    ]);
     assert_eq!(o.status.code(), Some(75));
     ws.write("release", "");
     holder.wait_with_output().unwrap();
@@ -105,7 +124,10 @@ fn wait_timeout_without_no_wait_runs_the_command_too() {
     let holder = spawn(&ws, &["--", "sh", "-c", BLOCKING]);
     wait_until("the holder's run", || ws.count("count") == 1);
     ws.write("release-later", "");
-    let waiter = spawn(&ws, &["--wait-timeout", "100ms", "--", "sh", "-c", BLOCKING]);
+    let waiter = spawn(
+        &ws,
+        &["--wait-timeout", "100ms", "--", "sh", "-c", BLOCKING],
+    );
     wait_until("the impatient waiter's own run", || ws.count("count") == 2);
     ws.write("release", "");
     assert!(waiter.wait_with_output().unwrap().status.success());
@@ -116,7 +138,18 @@ fn wait_timeout_without_no_wait_runs_the_command_too() {
 fn execution_key_runs_once_whatever_the_inputs() {
     let ws = Ws::new();
     ws.write("in.txt", "1");
-    let run = || ws.run(&["--key", "deploy-1", "-f", "in.txt", "--", "sh", "-c", "echo run >> count; echo deployed"]);
+    let run = || {
+        ws.run(&[
+            "--key",
+            "deploy-1",
+            "-f",
+            "in.txt",
+            "--",
+            "sh",
+            "-c",
+            "echo run >> count; echo deployed",
+        ])
+    };
     assert_eq!(stdout(&run()), "deployed\n");
     ws.write("in.txt", "2");
     let o = run();
@@ -128,7 +161,17 @@ fn execution_key_runs_once_whatever_the_inputs() {
 fn execution_key_max_runs() {
     let ws = Ws::new();
     for _ in 0..4 {
-        ws.run(&["--key", "k", "--max-runs", "2", "--force", "--", "sh", "-c", "echo run >> count"]);
+        ws.run(&[
+            "--key",
+            "k",
+            "--max-runs",
+            "2",
+            "--force",
+            "--",
+            "sh",
+            "-c",
+            "echo run >> count",
+        ]);
     }
     assert_eq!(ws.count("count"), 2);
 }
@@ -155,10 +198,21 @@ fn concurrent_key_duplicates_run_once() {
 fn failed_key_run_does_not_count() {
     let ws = Ws::new();
     let script = "echo run >> count; if [ -e ok ]; then echo fine; else exit 9; fi";
-    assert_eq!(ws.run(&["--key", "k", "--", "sh", "-c", script]).status.code(), Some(9));
+    assert_eq!(
+        ws.run(&["--key", "k", "--", "sh", "-c", script])
+            .status
+            .code(),
+        Some(9)
+    );
     ws.write("ok", "");
-    assert_eq!(stdout(&ws.run(&["--key", "k", "--", "sh", "-c", script])), "fine\n");
-    assert_eq!(stdout(&ws.run(&["--key", "k", "--", "sh", "-c", script])), "fine\n");
+    assert_eq!(
+        stdout(&ws.run(&["--key", "k", "--", "sh", "-c", script])),
+        "fine\n"
+    );
+    assert_eq!(
+        stdout(&ws.run(&["--key", "k", "--", "sh", "-c", script])),
+        "fine\n"
+    );
     assert_eq!(ws.count("count"), 2);
 }
 
@@ -168,7 +222,11 @@ fn key_reused_for_another_command_is_refused() {
     ws.run(&["--key", "k", "--", "echo", "one"]);
     let o = ws.run(&["--key", "k", "--", "echo", "two"]);
     assert_eq!(o.status.code(), Some(4));
-    assert!(stderr(&o).contains("was used for another command"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("was used for another command"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(stderr(&o).lines().count(), 1);
     let o = ws.run(&["--key", "k", "--key-reuse", "allow", "--", "echo", "two"]);
     assert!(o.status.success());
@@ -196,10 +254,20 @@ fn ttl_expires_records_using_the_test_clock() {
 fn key_ttl_lets_a_key_run_again() {
     let ws = Ws::new();
     let run = |now: &str| {
-        ws.idem(&["run", "--key", "k", "--ttl", "1h", "--", "sh", "-c", "echo run >> count"])
-            .env("IDEM_NOW", now)
-            .output()
-            .unwrap()
+        ws.idem(&[
+            "run",
+            "--key",
+            "k",
+            "--ttl",
+            "1h",
+            "--",
+            "sh",
+            "-c",
+            "echo run >> count",
+        ])
+        .env("IDEM_NOW", now)
+        .output()
+        .unwrap()
     };
     run("1000000");
     run("1001000");
@@ -213,10 +281,12 @@ fn stale_record_is_replayed_and_refreshed_once_in_the_background() {
     let ws = Ws::new();
     let script = "echo run >> count; if [ -e block ]; then until [ -e release ]; do sleep 0.01; done; fi; echo gen $(cat gen 2>/dev/null)";
     let run = |now: &str| {
-        ws.idem(&["run", "--stale", "10s", "--ttl", "1h", "--", "sh", "-c", script])
-            .env("IDEM_NOW", now)
-            .output()
-            .unwrap()
+        ws.idem(&[
+            "run", "--stale", "10s", "--ttl", "1h", "--", "sh", "-c", script,
+        ])
+        .env("IDEM_NOW", now)
+        .output()
+        .unwrap()
     };
     ws.write("gen", "1");
     assert_eq!(stdout(&run("1000000")), "gen 1\n");
@@ -226,9 +296,15 @@ fn stale_record_is_replayed_and_refreshed_once_in_the_background() {
     // `release`, so returning proves the caller did not wait for it).
     assert_eq!(stdout(&run("1000100")), "gen 1\n");
     wait_until("the background refresh to start", || ws.count("count") == 2);
-    assert_eq!(stdout(&run("1000100")), "gen 1\n", "still the old record while refreshing");
+    assert_eq!(
+        stdout(&run("1000100")),
+        "gen 1\n",
+        "still the old record while refreshing"
+    );
     ws.write("release", "");
-    wait_until("the refreshed record", || stdout(&run("1000100")) == "gen 2\n");
+    wait_until("the refreshed record", || {
+        stdout(&run("1000100")) == "gen 2\n"
+    });
     // Quiescence: no refresher left running.
     wait_until("background refreshers to exit", || !refreshers_running(&ws));
     assert_eq!(ws.count("count"), 2, "exactly one background refresh");
@@ -259,7 +335,14 @@ fn cache_only_miss_exits_3_and_runs_nothing() {
 #[test]
 fn verbose_hit_reports_the_age() {
     let ws = Ws::new();
-    ws.idem(&["run", "--", "true"]).env("IDEM_NOW", "1000000").output().unwrap();
-    let o = ws.idem(&["run", "-v", "--", "true"]).env("IDEM_NOW", "1000300").output().unwrap();
+    ws.idem(&["run", "--", "true"])
+        .env("IDEM_NOW", "1000000")
+        .output()
+        .unwrap();
+    let o = ws
+        .idem(&["run", "-v", "--", "true"])
+        .env("IDEM_NOW", "1000300")
+        .output()
+        .unwrap();
     assert!(stderr(&o).contains("recorded 5 min ago"), "{}", stderr(&o));
 }

@@ -27,7 +27,9 @@ pub fn state(name: &str) -> DepState {
 /// Checks a variable name at parse time.
 pub fn validate(name: &str) -> anyhow::Result<()> {
     if name.is_empty() || name.contains('=') || name.contains('\0') {
-        anyhow::bail!("invalid environment variable name '{name}': it must be non-empty and contain no '='");
+        anyhow::bail!(
+            "invalid environment variable name '{name}': it must be non-empty and contain no '='"
+        );
     }
     Ok(())
 }

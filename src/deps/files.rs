@@ -54,9 +54,9 @@ impl PathSpec {
         if !has_glob_meta(bytes) {
             return Ok(PathSpec::Literal(ws.absolute(Path::new(spec))));
         }
-        let text = spec.to_str().with_context(|| {
-            format!("glob '{}' is not valid UTF-8", spec.to_string_lossy())
-        })?;
+        let text = spec
+            .to_str()
+            .with_context(|| format!("glob '{}' is not valid UTF-8", spec.to_string_lossy()))?;
         let (base, rest) = split_glob(text);
         let matcher = build_glob(&rest, spec)?;
         Ok(PathSpec::Glob {
@@ -94,7 +94,11 @@ fn split_glob(text: &str) -> (String, String) {
         .unwrap_or(parts.len());
     let mut base = parts[..first_glob].join("/");
     if base.is_empty() {
-        base = if text.starts_with('/') { "/".into() } else { ".".into() };
+        base = if text.starts_with('/') {
+            "/".into()
+        } else {
+            ".".into()
+        };
     }
     (base, parts[first_glob..].join("/"))
 }
@@ -134,7 +138,11 @@ impl FileSpecs {
                 }
                 if text.contains('/') {
                     let (base, rest) = split_glob(text);
-                    let pattern = if rest.is_empty() { "**".to_string() } else { rest };
+                    let pattern = if rest.is_empty() {
+                        "**".to_string()
+                    } else {
+                        rest
+                    };
                     out.excludes.push(Exclude::Anchored {
                         base: ws.absolute(Path::new(&base)),
                         matcher: build_glob(&pattern, spec)?,
@@ -172,11 +180,16 @@ impl FileSpecs {
             match inc {
                 PathSpec::Literal(p) => match std::fs::symlink_metadata(p) {
                     Ok(md) if md.is_dir() => {
-                        walk(p, no_ignore, &mut |f| {
-                            if !self.excluded(f) && !skip.skip(f) {
-                                paths.push(f.to_path_buf());
-                            }
-                        }, skip)?;
+                        walk(
+                            p,
+                            no_ignore,
+                            &mut |f| {
+                                if !self.excluded(f) && !skip.skip(f) {
+                                    paths.push(f.to_path_buf());
+                                }
+                            },
+                            skip,
+                        )?;
                     }
                     Ok(_) => {
                         if !self.excluded(p) {
@@ -195,13 +208,18 @@ impl FileSpecs {
                     if !base.is_dir() {
                         continue;
                     }
-                    walk(base, no_ignore, &mut |f| {
-                        if let Ok(rel) = f.strip_prefix(base) {
-                            if matcher.is_match(rel) && !self.excluded(f) && !skip.skip(f) {
-                                paths.push(f.to_path_buf());
+                    walk(
+                        base,
+                        no_ignore,
+                        &mut |f| {
+                            if let Ok(rel) = f.strip_prefix(base) {
+                                if matcher.is_match(rel) && !self.excluded(f) && !skip.skip(f) {
+                                    paths.push(f.to_path_buf());
+                                }
                             }
-                        }
-                    }, skip)?;
+                        },
+                        skip,
+                    )?;
                 }
             }
         }
@@ -240,7 +258,7 @@ pub fn walk(
         if e.path() == root {
             return true;
         }
-        !(!no_ignore && e.file_name() == ".git")
+        no_ignore || e.file_name() != ".git"
     });
     for entry in builder.build() {
         let entry = entry.with_context(|| format!("cannot walk {}", dir.display()))?;
@@ -406,7 +424,9 @@ pub fn path_state(
 ) -> Result<(Vec<u8>, Option<StatEntry>)> {
     let md = match std::fs::symlink_metadata(path) {
         Ok(md) => md,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((b"absent".to_vec(), None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((b"absent".to_vec(), None))
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
     };
     let ft = md.file_type();
@@ -464,7 +484,8 @@ pub fn states(
     new_cache: &mut StatCache,
 ) -> Result<Vec<DepState>> {
     let now = || crate::clock::real_now_ns();
-    let one = |p: &PathBuf| -> Result<(DepState, Option<(Vec<u8>, StatEntry)>)> {
+    type Found = (DepState, Option<(Vec<u8>, StatEntry)>);
+    let one = |p: &PathBuf| -> Result<Found> {
         let (st, entry) = path_state(p, old, now)?;
         let dep = DepState::new(kind, ws.key_of(p), st);
         Ok((dep, entry.map(|e| (p.as_os_str().as_bytes().to_vec(), e))))
@@ -524,12 +545,17 @@ mod tests {
         let stale_hex = blake3::hash(b"aaaa").to_hex().to_string();
 
         let mut racy_cache = StatCache::default();
-        racy_cache.entries.insert(key.clone(), entry(mtime_ns(&md).max(ctime_ns(&md)) + 1_000_000));
+        racy_cache.entries.insert(
+            key.clone(),
+            entry(mtime_ns(&md).max(ctime_ns(&md)) + 1_000_000),
+        );
         let (st, _) = path_state(&p, &racy_cache, || 0).unwrap();
         assert!(String::from_utf8(st).unwrap().contains(&fresh_hex));
 
         let mut safe_cache = StatCache::default();
-        safe_cache.entries.insert(key, entry(mtime_ns(&md) + 10_000_000_000));
+        safe_cache
+            .entries
+            .insert(key, entry(mtime_ns(&md) + 10_000_000_000));
         let (st, _) = path_state(&p, &safe_cache, || 0).unwrap();
         assert!(
             String::from_utf8(st).unwrap().contains(&stale_hex),

@@ -62,7 +62,11 @@ impl DepState {
     }
 
     pub fn display_name(&self) -> String {
-        format!("{} {}", self.kind.label(), String::from_utf8_lossy(&self.name))
+        format!(
+            "{} {}",
+            self.kind.label(),
+            String::from_utf8_lossy(&self.name)
+        )
     }
 }
 
@@ -108,10 +112,14 @@ pub enum Change {
 /// URL validators are shown (they are public metadata, not secrets).
 pub fn diff(old: &[DepState], new: &[DepState]) -> Vec<(DepState, Change, Option<String>)> {
     use std::collections::BTreeMap;
-    let old_map: BTreeMap<(Kind, &[u8]), &DepState> =
-        old.iter().map(|d| ((d.kind, d.name.as_slice()), d)).collect();
-    let new_map: BTreeMap<(Kind, &[u8]), &DepState> =
-        new.iter().map(|d| ((d.kind, d.name.as_slice()), d)).collect();
+    let old_map: BTreeMap<(Kind, &[u8]), &DepState> = old
+        .iter()
+        .map(|d| ((d.kind, d.name.as_slice()), d))
+        .collect();
+    let new_map: BTreeMap<(Kind, &[u8]), &DepState> = new
+        .iter()
+        .map(|d| ((d.kind, d.name.as_slice()), d))
+        .collect();
     let mut out = Vec::new();
     for (k, n) in &new_map {
         match old_map.get(k) {
@@ -145,7 +153,10 @@ mod tests {
     fn state_key_ignores_order_but_not_content() {
         let a = DepState::new(Kind::File, "a", "blake3:1");
         let b = DepState::new(Kind::Env, "B", "unset");
-        assert_eq!(state_key(&[a.clone(), b.clone()]), state_key(&[b.clone(), a.clone()]));
+        assert_eq!(
+            state_key(&[a.clone(), b.clone()]),
+            state_key(&[b.clone(), a.clone()])
+        );
         let a2 = DepState::new(Kind::File, "a", "blake3:2");
         assert_ne!(state_key(&[a, b.clone()]), state_key(&[a2, b]));
     }
@@ -162,8 +173,14 @@ mod tests {
         ];
         let d = diff(&old, &new);
         assert_eq!(d.len(), 3);
-        assert!(d.iter().any(|(s, c, _)| s.name == b"a" && *c == Change::Changed));
-        assert!(d.iter().any(|(s, c, _)| s.name == b"new" && *c == Change::Added));
-        assert!(d.iter().any(|(s, c, _)| s.name == b"gone" && *c == Change::Removed));
+        assert!(d
+            .iter()
+            .any(|(s, c, _)| s.name == b"a" && *c == Change::Changed));
+        assert!(d
+            .iter()
+            .any(|(s, c, _)| s.name == b"new" && *c == Change::Added));
+        assert!(d
+            .iter()
+            .any(|(s, c, _)| s.name == b"gone" && *c == Change::Removed));
     }
 }

@@ -87,7 +87,9 @@ impl BlobStore {
 
     fn install(&self, tmp: tempfile::NamedTempFile, hash: &[u8; 32]) -> Result<()> {
         let dest = self.path(hash);
-        let parent = dest.parent().context("blob path has a parent by construction")?;
+        let parent = dest
+            .parent()
+            .context("blob path has a parent by construction")?;
         std::fs::create_dir_all(parent)
             .with_context(|| format!("cannot create {}", parent.display()))?;
         tmp.persist(&dest)
@@ -102,17 +104,26 @@ impl BlobStore {
             return Ok(None);
         }
         let path = self.path(&blob.hash);
-        let file = File::open(&path).with_context(|| format!("blob {} is missing", path.display()))?;
+        let file =
+            File::open(&path).with_context(|| format!("blob {} is missing", path.display()))?;
         let len = file.metadata()?.len();
         if len != blob.size {
-            bail!("blob {} has {} bytes, expected {}", path.display(), len, blob.size);
+            bail!(
+                "blob {} has {} bytes, expected {}",
+                path.display(),
+                len,
+                blob.size
+            );
         }
         let got = crate::deps::files::hash_reader(&mut &file, len)
             .with_context(|| format!("cannot read blob {}", path.display()))?;
         if got != blob.hash {
             // Drop it so the next run that produces these bytes stores them afresh.
             let _ = std::fs::remove_file(&path);
-            bail!("blob {} is corrupt (its content does not match its hash)", path.display());
+            bail!(
+                "blob {} is corrupt (its content does not match its hash)",
+                path.display()
+            );
         }
         Ok(Some(file))
     }
@@ -177,7 +188,10 @@ impl BlobWriter {
             size: self.size,
         };
         if got != *expected {
-            bail!("downloaded blob {} does not match its hash", hex(&expected.hash));
+            bail!(
+                "downloaded blob {} does not match its hash",
+                hex(&expected.hash)
+            );
         }
         self.finish()
     }

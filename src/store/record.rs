@@ -29,11 +29,23 @@ pub const STDERR: u8 = 2;
 /// One entry of the output manifest. Paths are workspace keys (relative to the root).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutputEntry {
-    File { path: Vec<u8>, mode: u32, blob: BlobRef },
-    Symlink { path: Vec<u8>, target: Vec<u8> },
-    Dir { path: Vec<u8>, mode: u32 },
+    File {
+        path: Vec<u8>,
+        mode: u32,
+        blob: BlobRef,
+    },
+    Symlink {
+        path: Vec<u8>,
+        target: Vec<u8>,
+    },
+    Dir {
+        path: Vec<u8>,
+        mode: u32,
+    },
     /// The spec matched nothing after the run: restore creates and removes nothing.
-    Absent { spec: Vec<u8> },
+    Absent {
+        spec: Vec<u8>,
+    },
 }
 
 impl OutputEntry {
@@ -86,7 +98,9 @@ impl Record {
         e.str("idem-record").u64(RECORD_FORMAT);
         e.bytes(&self.task_key).bytes(&self.state_key);
         e.opt_bytes(self.exec_key.as_deref().map(str::as_bytes));
-        e.i64(self.created_ns).u64(self.duration_ns).i64(self.exit_code as i64);
+        e.i64(self.created_ns)
+            .u64(self.duration_ns)
+            .i64(self.exit_code as i64);
         enc_blob(&mut e, &self.stdout);
         enc_blob(&mut e, &self.stderr);
         e.u64(self.chunks.len() as u64);
@@ -221,7 +235,7 @@ impl Record {
             }
         }
         v.retain(|b| b.size > 0);
-        v.sort_by(|a, b| a.hash.cmp(&b.hash));
+        v.sort_by_key(|b| b.hash);
         v.dedup();
         v
     }
@@ -253,14 +267,23 @@ mod tests {
             created_ns: 5,
             duration_ns: 6,
             exit_code: 42,
-            stdout: BlobRef { hash: [3; 32], size: 10 },
-            stderr: BlobRef { hash: [4; 32], size: 2 },
+            stdout: BlobRef {
+                hash: [3; 32],
+                size: 10,
+            },
+            stderr: BlobRef {
+                hash: [4; 32],
+                size: 2,
+            },
             chunks: vec![(STDOUT, 4), (STDERR, 2), (STDOUT, 6)],
             outputs: vec![
                 OutputEntry::File {
                     path: b"a".to_vec(),
                     mode: 0o644,
-                    blob: BlobRef { hash: [9; 32], size: 1 },
+                    blob: BlobRef {
+                        hash: [9; 32],
+                        size: 1,
+                    },
                 },
                 OutputEntry::Symlink {
                     path: b"l".to_vec(),
@@ -270,7 +293,9 @@ mod tests {
                     path: b"d".to_vec(),
                     mode: 0o755,
                 },
-                OutputEntry::Absent { spec: b"x/*".to_vec() },
+                OutputEntry::Absent {
+                    spec: b"x/*".to_vec(),
+                },
             ],
             deps: vec![DepState::new(Kind::File, "a", "blake3:x")],
             argv: vec![b"echo".to_vec(), vec![0xff]],

@@ -93,12 +93,15 @@ impl Db {
         .with_context(|| format!("cannot open cache database {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(120))?;
         let mut db = Db { conn, path };
-        db.prepare().with_context(|| format!("cache database {}", db.path.display()))?;
+        db.prepare()
+            .with_context(|| format!("cache database {}", db.path.display()))?;
         Ok(db)
     }
 
     fn prepare(&mut self) -> Result<()> {
-        let version: i64 = self.conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             bail!(
                 "was written by a newer idem (cache schema {version}, this idem knows {SCHEMA_VERSION}): upgrade idem or use another --cache-dir"
@@ -139,11 +142,17 @@ impl Db {
         Ok((id, rec))
     }
 
-    pub fn lookup(&self, task_key: &[u8; 32], state_key: &[u8; 32]) -> Result<Option<(i64, Record)>> {
+    pub fn lookup(
+        &self,
+        task_key: &[u8; 32],
+        state_key: &[u8; 32],
+    ) -> Result<Option<(i64, Record)>> {
         let row: Option<(i64, Vec<u8>)> = self
             .conn
             .prepare_cached("SELECT id, data FROM records WHERE task_key=?1 AND state_key=?2")?
-            .query_row(params![&task_key[..], &state_key[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(params![&task_key[..], &state_key[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         row.map(|(id, data)| Self::decode_row(id, data)).transpose()
     }
@@ -178,7 +187,8 @@ impl Db {
             .prepare_cached("SELECT data FROM records WHERE id=?1")?
             .query_row(params![id], |r| r.get(0))
             .optional()?;
-        row.map(|data| Self::decode_row(id, data).map(|(_, r)| r)).transpose()
+        row.map(|data| Self::decode_row(id, data).map(|(_, r)| r))
+            .transpose()
     }
 
     /// Stores a record (replacing one with the same task and state) and its blob
@@ -248,7 +258,11 @@ impl Db {
     pub fn stat(&self, name: &str) -> Result<i64> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM stats WHERE name=?1", params![name], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM stats WHERE name=?1",
+                params![name],
+                |r| r.get(0),
+            )
             .optional()?
             .unwrap_or(0))
     }
@@ -286,7 +300,13 @@ impl Db {
     }
 
     /// Counts one successful run under an execution key (creating the key).
-    pub fn count_exec_success(&mut self, key: &str, identity: &[u8], argv: &str, now_ns: i64) -> Result<()> {
+    pub fn count_exec_success(
+        &mut self,
+        key: &str,
+        identity: &[u8],
+        argv: &str,
+        now_ns: i64,
+    ) -> Result<()> {
         self.conn.execute(
             "INSERT INTO exec_keys(key, identity, argv, successes, created_ns) VALUES (?1, ?2, ?3, 1, ?4)
              ON CONFLICT(key) DO UPDATE SET successes = successes + 1",
@@ -298,7 +318,9 @@ impl Db {
     pub fn meta(&self, name: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM meta WHERE name=?1", params![name], |r| r.get(0))
+            .query_row("SELECT value FROM meta WHERE name=?1", params![name], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 
@@ -323,7 +345,11 @@ impl Db {
         Ok(())
     }
 
-    pub fn record_rows(&self, sql_tail: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<RecordRow>> {
+    pub fn record_rows(
+        &self,
+        sql_tail: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<RecordRow>> {
         let sql = format!(
             "SELECT id, created_ns, last_used_ns, hits, size, exit_code, duration_ns, argv FROM records {sql_tail}"
         );

@@ -25,7 +25,12 @@ impl Tier {
     }
 
     /// On a local miss: fetch a record and its blobs into the local cache.
-    pub fn lookup(&self, _cache: &mut Cache, _task: &[u8; 32], _state: &[u8; 32]) -> Option<(i64, Record)> {
+    pub fn lookup(
+        &self,
+        _cache: &mut Cache,
+        _task: &[u8; 32],
+        _state: &[u8; 32],
+    ) -> Option<(i64, Record)> {
         None
     }
 
