@@ -206,6 +206,19 @@ fn program_change_is_a_miss() {
 }
 
 #[test]
+fn program_behind_a_symlink_is_hashed_by_its_target_content() {
+    let ws = Ws::new();
+    ws.write("real-tool", "#!/bin/sh\necho v1\necho run >> count\n");
+    std::fs::set_permissions(ws.path("real-tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("real-tool", ws.path("tool")).unwrap();
+    assert_eq!(ws.run(&["--", "./tool"]).stdout, b"v1\n");
+    assert_eq!(ws.run(&["--", "./tool"]).stdout, b"v1\n");
+    ws.write("real-tool", "#!/bin/sh\necho v2\necho run >> count\n");
+    assert_eq!(ws.run(&["--", "./tool"]).stdout, b"v2\n");
+    assert_eq!(ws.count("count"), 2);
+}
+
+#[test]
 fn stdin_is_an_input_only_with_flag() {
     let ws = Ws::new();
     let run = |input: &[u8]| {
