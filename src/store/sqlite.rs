@@ -92,6 +92,11 @@ impl Db {
         )
         .with_context(|| format!("cannot open cache database {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(120))?;
+        // Every idem process is short-lived and usually the last connection: without
+        // this, each one would checkpoint, fsync and delete the WAL on exit, and the
+        // next would recreate (and fsync) it — milliseconds on every hit. The WAL is
+        // checkpointed by SQLite's auto-checkpoint instead.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
         let mut db = Db { conn, path };
         db.prepare()
             .with_context(|| format!("cache database {}", db.path.display()))?;
