@@ -361,7 +361,7 @@ fn exec_command(
 pub fn run(args: &RunArgs) -> Result<i32> {
     let p = prepare(args)?;
     let cache = match p.cache_dir.as_ref() {
-        Ok(dir) => Cache::open(dir),
+        Ok(dir) => Cache::open_for_run(dir),
         Err(e) => Err(anyhow::anyhow!("{e:#}")),
     };
     let mut cache = match cache {
