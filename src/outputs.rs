@@ -135,7 +135,7 @@ impl OutputSpecs {
             }
         }
         // Deepest first, so directories are empty when their turn comes.
-        extra.sort_by(|a, b| b.components().count().cmp(&a.components().count()));
+        extra.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         Ok(extra)
     }
 }
@@ -315,6 +315,7 @@ pub fn restore(
                 let got = crate::deps::files::hash_file(&tmp, blob.size)?;
                 let len = std::fs::metadata(&tmp)?.len();
                 if got != blob.hash || len != blob.size {
+                    blobs.remove(&blob.hash)?;
                     bail!("blob for {} is corrupt", String::from_utf8_lossy(path));
                 }
                 std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(*mode))?;

@@ -185,13 +185,14 @@ pub fn snapshot(
     }
     let mut all =
         crate::deps::files::states(&p.ws, &resolved.paths, Kind::File, old, &mut new_cache)?;
-    all.extend(crate::deps::files::states(
-        &p.ws,
-        std::slice::from_ref(&program),
-        Kind::Program,
-        old,
-        &mut new_cache,
-    )?);
+    // The program's state is the content of the file a symlink chain ends at (an
+    // in-place compiler upgrade behind /usr/bin/cc must be a change); its name stays
+    // the path the user's PATH resolved to.
+    let real = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
+    for mut dep in crate::deps::files::states(&p.ws, &[real], Kind::Program, old, &mut new_cache)? {
+        dep.name = p.ws.key_of(&program);
+        all.push(dep);
+    }
     for name in &args.envs {
         all.push(crate::deps::env::state(name));
     }
@@ -360,7 +361,7 @@ fn exec_command(
 pub fn run(args: &RunArgs) -> Result<i32> {
     let p = prepare(args)?;
     let cache = match p.cache_dir.as_ref() {
-        Ok(dir) => Cache::open(dir),
+        Ok(dir) => Cache::open_for_run(dir),
         Err(e) => Err(anyhow::anyhow!("{e:#}")),
     };
     let mut cache = match cache {
@@ -487,8 +488,10 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
         return background_refresh(p, args, cache, snap, state_key, remote.as_ref());
     }
 
+    let states_known = snap.unknown.is_empty() || snap.trusted_offline;
+    let mut unreplayable = false;
     if !args.force {
-        if let Some(code) = try_replay(
+        match try_replay(
             p,
             args,
             cache,
@@ -496,9 +499,11 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
             &state_key,
             now,
             remote.as_ref(),
-            snap.unknown.is_empty() || snap.trusted_offline,
+            states_known,
         )? {
-            return Ok(code);
+            Replay::Done(code) => return Ok(code),
+            Replay::Unreplayable => unreplayable = true,
+            Replay::Miss => {}
         }
     }
     if args.cache_only {
@@ -520,9 +525,9 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
         LeaseResult::Busy => return Ok(exit::BUSY),
         LeaseResult::TimedOut => None,
     };
-    if lease.is_some() && !args.force {
+    if lease.is_some() && !args.force && !unreplayable {
         // The holder we waited for may have recorded exactly what we need.
-        if let Some(code) = try_replay(
+        if let Replay::Done(code) = try_replay(
             p,
             args,
             cache,
@@ -530,7 +535,7 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
             &state_key,
             crate::clock::now_ns(),
             None,
-            snap.unknown.is_empty() || snap.trusted_offline,
+            states_known,
         )? {
             return Ok(code);
         }
@@ -608,7 +613,16 @@ fn acquire(cache: &Cache, args: &RunArgs, name: &[u8; 32]) -> Result<LeaseResult
     }
 }
 
-/// Replays a matching record if there is one (local, then remote). `Ok(None)` = miss.
+/// What a lookup came to.
+enum Replay {
+    Done(i32),
+    Miss,
+    /// A record matched but could not be replayed (corrupt blob, unsafe manifest):
+    /// the warning is printed; run the command.
+    Unreplayable,
+}
+
+/// Replays a matching record if there is one (local, then remote).
 #[allow(clippy::too_many_arguments)]
 fn try_replay(
     p: &Prepared,
@@ -619,9 +633,9 @@ fn try_replay(
     now: i64,
     remote: Option<&Tier>,
     states_known: bool,
-) -> Result<Option<i32>> {
+) -> Result<Replay> {
     if !states_known {
-        return Ok(None);
+        return Ok(Replay::Miss);
     }
     let mut tier = "local";
     let mut found = cache.db.lookup(task_key, state_key)?;
@@ -632,25 +646,27 @@ fn try_replay(
         }
     }
     let Some((id, rec)) = found else {
-        return Ok(None);
+        return Ok(Replay::Miss);
     };
     if let Some(ttl) = args.ttl {
         if age_ns(&rec, now) > ttl.as_nanos() as i64 {
             if args.verbose {
                 eprintln!("idem: record expired (older than --ttl)");
             }
-            return Ok(None);
+            return Ok(Replay::Miss);
         }
     }
-    replay_record(p, args, cache, id, &rec, now, tier).map(|code| {
-        if let (Some(code), Some(stale)) = (code, args.stale) {
-            if age_ns(&rec, now) > stale.as_nanos() as i64 {
-                spawn_refresh();
+    match replay_record(p, args, cache, id, &rec, now, tier)? {
+        Some(code) => {
+            if let Some(stale) = args.stale {
+                if age_ns(&rec, now) > stale.as_nanos() as i64 {
+                    spawn_refresh();
+                }
             }
-            return Some(code);
+            Ok(Replay::Done(code))
         }
-        code
-    })
+        None => Ok(Replay::Unreplayable),
+    }
 }
 
 /// Restores outputs and writes the streams. `Ok(None)` when the record cannot be

@@ -611,7 +611,7 @@ fn verify_drops_records_with_corrupt_or_missing_blobs() {
     }
     assert_eq!(idem(&ws, &["verify"]).status.code(), Some(0));
     let blob = |n: &str| {
-        let h = blake3::hash(&vec![n.as_bytes()[0]; 100])
+        let h = blake3::hash(&[n.as_bytes()[0]; 100])
             .to_hex()
             .to_string();
         ws.cache.join("blobs").join(&h[..2]).join(&h[2..])
@@ -852,7 +852,14 @@ fn json_outputs_parse_and_match_their_documentation() {
         // Same command line, other options: `closest` is filled in.
         (
             "idem explain --json",
-            vec!["explain", "--json", "--", SH, "-c", "echo hi; echo x > out.txt"],
+            vec![
+                "explain",
+                "--json",
+                "--",
+                SH,
+                "-c",
+                "echo hi; echo x > out.txt",
+            ],
         ),
         ("idem stats --json", vec!["stats", "--json"]),
         ("idem list --json", vec!["list", "--json"]),

@@ -146,6 +146,8 @@ pub fn collect(cache: &mut Cache, limits: &Limits, progress: Progress) -> Result
     let now = crate::clock::now_ns();
     let mut report = Report::default();
     if !limits.is_empty() {
+        // Hits are logged outside SQLite on the run path; LRU times must include them.
+        cache.db.fold_hits(0).context("cannot fold the hit log")?;
         let rows = cache.db.lru_rows()?;
         let refs = cache.db.blob_refs()?;
         let ids = plan(&rows, &refs, limits, now);

@@ -27,7 +27,8 @@ pub struct Current {
 pub fn evaluate(args: &RunArgs) -> Result<Current> {
     let p = run::prepare(args)?;
     let dir: PathBuf = p.cache_dir.as_ref().map_err(|e| anyhow!("{e:#}"))?.clone();
-    let mut cache = Cache::open(&dir).context("cannot open the cache")?;
+    // Like run: no hit-log fold on the way in (status is meant to be cheap).
+    let mut cache = Cache::open_for_run(&dir).context("cannot open the cache")?;
     let program = match run::resolve_program(&p) {
         Ok(path) => path,
         Err(ProgramError::NotFound(m)) | Err(ProgramError::NotExecutable(m)) => {

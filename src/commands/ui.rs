@@ -15,7 +15,7 @@ pub const PROGRESS_DELAY: Duration = Duration::from_millis(300);
 
 /// Colour on stdout: a terminal, and NO_COLOR unset or empty (https://no-color.org).
 pub fn color() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty())
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 #[derive(Clone, Copy)]

@@ -258,7 +258,7 @@ pub fn walk(
         if e.path() == root {
             return true;
         }
-        !(!no_ignore && e.file_name() == ".git")
+        no_ignore || e.file_name() != ".git"
     });
     for entry in builder.build() {
         let entry = entry.with_context(|| format!("cannot walk {}", dir.display()))?;
@@ -374,16 +374,44 @@ impl StatCache {
     }
 }
 
-/// Size above which a file is hashed with mmap on all cores.
-const MMAP_THRESHOLD: u64 = 1 << 20;
+/// Files at least this large are hashed in parallel chunks.
+const PARALLEL_THRESHOLD: u64 = 1 << 20;
+/// Chunk size for streaming hashes: large enough for blake3's multithreading to pay,
+/// small enough that memory stays constant (no mmap: mapped pages count as RSS).
+const CHUNK: usize = 4 << 20;
 
 pub fn hash_file(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
+    let mut file = std::fs::File::open(path)?;
+    hash_reader(&mut file, size)
+}
+
+/// Streams a reader through blake3 in constant memory.
+pub fn hash_reader(reader: &mut dyn std::io::Read, size_hint: u64) -> std::io::Result<[u8; 32]> {
     let mut h = blake3::Hasher::new();
-    if size >= MMAP_THRESHOLD {
-        h.update_mmap_rayon(path)?;
-    } else {
-        let data = std::fs::read(path)?;
-        h.update(&data);
+    if size_hint < PARALLEL_THRESHOLD {
+        let mut buf = Vec::with_capacity(size_hint as usize + 1);
+        reader.read_to_end(&mut buf)?;
+        h.update(&buf);
+        return Ok(*h.finalize().as_bytes());
+    }
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        h.update_rayon(&buf[..filled]);
+        if filled < buf.len() {
+            break;
+        }
     }
     Ok(*h.finalize().as_bytes())
 }
@@ -456,7 +484,8 @@ pub fn states(
     new_cache: &mut StatCache,
 ) -> Result<Vec<DepState>> {
     let now = || crate::clock::real_now_ns();
-    let one = |p: &PathBuf| -> Result<(DepState, Option<(Vec<u8>, StatEntry)>)> {
+    type Found = (DepState, Option<(Vec<u8>, StatEntry)>);
+    let one = |p: &PathBuf| -> Result<Found> {
         let (st, entry) = path_state(p, old, now)?;
         let dep = DepState::new(kind, ws.key_of(p), st);
         Ok((dep, entry.map(|e| (p.as_os_str().as_bytes().to_vec(), e))))
@@ -490,6 +519,48 @@ mod tests {
         // Whole-second filesystems need two seconds of distance.
         assert!(racy(10 * s, 10 * s, 11 * s + 500_000_000));
         assert!(!racy(10 * s, 10 * s, 12 * s + 1));
+    }
+
+    /// The stat cache is trusted only outside the racy window: an entry whose stat
+    /// matches exactly but was hashed within a tick of the write is re-hashed.
+    #[test]
+    fn racy_entry_is_rehashed_even_when_stat_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, "bbbb").unwrap();
+        let md = std::fs::symlink_metadata(&p).unwrap();
+        let stale = *blake3::hash(b"aaaa").as_bytes();
+        let entry = |hashed_at_ns| StatEntry {
+            dev: md.dev(),
+            ino: md.ino(),
+            size: md.size(),
+            mtime_ns: mtime_ns(&md),
+            ctime_ns: ctime_ns(&md),
+            mode: md.mode(),
+            hash: stale,
+            hashed_at_ns,
+        };
+        let key = p.as_os_str().as_bytes().to_vec();
+        let fresh_hex = blake3::hash(b"bbbb").to_hex().to_string();
+        let stale_hex = blake3::hash(b"aaaa").to_hex().to_string();
+
+        let mut racy_cache = StatCache::default();
+        racy_cache.entries.insert(
+            key.clone(),
+            entry(mtime_ns(&md).max(ctime_ns(&md)) + 1_000_000),
+        );
+        let (st, _) = path_state(&p, &racy_cache, || 0).unwrap();
+        assert!(String::from_utf8(st).unwrap().contains(&fresh_hex));
+
+        let mut safe_cache = StatCache::default();
+        safe_cache
+            .entries
+            .insert(key, entry(mtime_ns(&md) + 10_000_000_000));
+        let (st, _) = path_state(&p, &safe_cache, || 0).unwrap();
+        assert!(
+            String::from_utf8(st).unwrap().contains(&stale_hex),
+            "a safe entry with a matching stat is trusted without reading the file"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -114,16 +115,11 @@ impl BlobStore {
                 blob.size
             );
         }
-        let mut h = blake3::Hasher::new();
-        if len >= 1 << 20 {
-            h.update_mmap_rayon(&path)
-                .with_context(|| format!("cannot read blob {}", path.display()))?;
-        } else {
-            let mut buf = Vec::with_capacity(len as usize);
-            (&file).read_to_end(&mut buf)?;
-            h.update(&buf);
-        }
-        if h.finalize().as_bytes() != &blob.hash {
+        let got = crate::deps::files::hash_reader(&mut &file, len)
+            .with_context(|| format!("cannot read blob {}", path.display()))?;
+        if got != blob.hash {
+            // Drop it so the next run that produces these bytes stores them afresh.
+            let _ = std::fs::remove_file(&path);
             bail!(
                 "blob {} is corrupt (its content does not match its hash)",
                 path.display()

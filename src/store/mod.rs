@@ -33,7 +33,18 @@ pub struct Cache {
 }
 
 impl Cache {
+    /// Opens the cache for inspection or maintenance: hit counters folded in.
     pub fn open(dir: &Path) -> Result<Self> {
+        let db = sqlite::Db::open_folded(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            db,
+            blobs: blobs::BlobStore::new(dir),
+        })
+    }
+
+    /// Opens the cache for `run`: nothing written on the way in.
+    pub fn open_for_run(dir: &Path) -> Result<Self> {
         let db = sqlite::Db::open(dir)?;
         Ok(Self {
             dir: dir.to_path_buf(),

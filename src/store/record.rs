@@ -235,7 +235,7 @@ impl Record {
             }
         }
         v.retain(|b| b.size > 0);
-        v.sort_by(|a, b| a.hash.cmp(&b.hash));
+        v.sort_by_key(|b| b.hash);
         v.dedup();
         v
     }

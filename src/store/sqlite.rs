@@ -98,6 +98,19 @@ impl Db {
         Ok(db)
     }
 
+    /// Opens the database and folds the hit log into it, so counters and LRU times
+    /// are exact (for stats, list, gc). `run` uses [`Db::open`] and folds only when
+    /// the log has grown large.
+    pub fn open_folded(cache_dir: &Path) -> Result<Self> {
+        let mut db = Self::open(cache_dir)?;
+        db.fold_hits(0)?;
+        Ok(db)
+    }
+
+    fn hit_log(&self) -> PathBuf {
+        self.path.with_file_name("hits.log")
+    }
+
     fn prepare(&mut self) -> Result<()> {
         let version: i64 = self
             .conn
@@ -249,17 +262,68 @@ impl Db {
     }
 
     /// Counts a replay: the record's hits and LRU time, and the global counters.
+    ///
+    /// A hit must not write to SQLite: a write transaction makes the closing process
+    /// checkpoint and fsync, milliseconds on a path that should cost a stat per file.
+    /// So hits are appended (one small O_APPEND write, atomic) to `hits.log`, folded
+    /// into the database by [`Db::fold_hits`] later.
     pub fn note_hit(&mut self, id: i64, now_ns: i64, saved_ns: u64, counter: &str) -> Result<()> {
+        use std::io::Write;
+        let line = format!("1 {id} {now_ns} {saved_ns} {counter}\n");
+        let log = self.hit_log();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("cannot open {}", log.display()))?;
+        f.write_all(line.as_bytes())
+            .with_context(|| format!("cannot append to {}", log.display()))?;
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > 1 << 20 {
+            self.fold_hits(0)?;
+        }
+        Ok(())
+    }
+
+    /// Folds `hits.log` into the records and counters when it is larger than
+    /// `min_len` bytes. The log is renamed first, so appends that race with the fold
+    /// go to a fresh log.
+    pub fn fold_hits(&mut self, min_len: u64) -> Result<()> {
+        let log = self.hit_log();
+        match std::fs::metadata(&log) {
+            Ok(m) if m.len() > min_len => {}
+            _ => return Ok(()),
+        }
+        let folding = log.with_file_name(format!("hits.log.{}.folding", std::process::id()));
+        if std::fs::rename(&log, &folding).is_err() {
+            return Ok(()); // another process is folding it
+        }
+        let text = std::fs::read_to_string(&folding).unwrap_or_default();
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "UPDATE records SET hits=hits+1, last_used_ns=?2 WHERE id=?1",
-            params![id, now_ns],
-        )?;
-        add_stat(&tx, counter, 1)?;
-        add_stat(&tx, "saved_ns", saved_ns as i64)?;
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let [version, id, now, saved, counter] = fields[..] else {
+                continue;
+            };
+            let (Ok(id), Ok(now), Ok(saved)) =
+                (id.parse::<i64>(), now.parse::<i64>(), saved.parse::<i64>())
+            else {
+                continue;
+            };
+            if version != "1" || !matches!(counter, "hits" | "remote_hits") {
+                continue;
+            }
+            tx.execute(
+                "UPDATE records SET hits=hits+1, last_used_ns=max(last_used_ns, ?2) WHERE id=?1",
+                params![id, now],
+            )?;
+            add_stat(&tx, counter, 1)?;
+            add_stat(&tx, "saved_ns", saved)?;
+        }
         tx.commit()?;
+        let _ = std::fs::remove_file(&folding);
         Ok(())
     }
 
