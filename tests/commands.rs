@@ -611,9 +611,7 @@ fn verify_drops_records_with_corrupt_or_missing_blobs() {
     }
     assert_eq!(idem(&ws, &["verify"]).status.code(), Some(0));
     let blob = |n: &str| {
-        let h = blake3::hash(&[n.as_bytes()[0]; 100])
-            .to_hex()
-            .to_string();
+        let h = blake3::hash(&[n.as_bytes()[0]; 100]).to_hex().to_string();
         ws.cache.join("blobs").join(&h[..2]).join(&h[2..])
     };
     std::fs::write(blob("a"), vec![b'z'; 100]).unwrap(); // same size, wrong content
@@ -889,4 +887,77 @@ fn json_outputs_parse_and_match_their_documentation() {
             );
         }
     }
+}
+
+/// gc sweeping over and over while runs write blobs and then insert their records:
+/// every run succeeds with its own output, and no record ever points at a blob gc
+/// removed (insert_record checks its blobs under the write lock gc sweeps under).
+/// gc here only sweeps (no eviction), so records are never deleted and any record
+/// with a missing blob, at any moment, is a real bug.
+#[test]
+fn gc_concurrent_with_runs_never_breaks_a_record() {
+    let ws = Ws::new();
+    assert!(make_task(&ws, "w", 10, 1).status.success()); // the database exists
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let gc = s.spawn(|| {
+            let mut n = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || n < 5 {
+                let o = idem(&ws, &["gc"]);
+                assert!(o.status.success(), "{}", stderr(&o));
+                n += 1;
+            }
+        });
+        let runners: Vec<_> = (0..3)
+            .map(|t| {
+                let ws = &ws;
+                s.spawn(move || {
+                    for i in 0..12 {
+                        // New bytes every time: a fresh blob written before its record.
+                        let bytes = 1000 + t * 100 + i;
+                        let o = make_task(ws, "x", bytes, 1_000_000);
+                        assert!(o.status.success(), "{}", stderr(&o));
+                        assert_eq!(o.stdout, vec![b'x'; bytes]);
+                        assert_no_missing_blobs(ws);
+                    }
+                })
+            })
+            .collect();
+        // Stop the gc loop whatever happened to the runners, then report.
+        let results: Vec<_> = runners.into_iter().map(|r| r.join()).collect();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        gc.join().expect("gc");
+        for r in results {
+            if let Err(panic) = r {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+    assert_no_missing_blobs(&ws);
+    assert!(idem(&ws, &["gc"]).status.success());
+    assert_consistent(&ws);
+    assert_eq!(idem(&ws, &["verify"]).status.code(), Some(0));
+}
+
+/// The other half of gc's rule, deterministically: a record whose blob file vanished
+/// between writing it and inserting the record (a concurrent sweep) is refused.
+#[test]
+fn insert_refuses_a_record_whose_blob_is_gone() {
+    let ws = Ws::new();
+    assert!(make_task(&ws, "k", 300, 1_000_000).status.success());
+    let mut cache = idem::store::Cache::open(&ws.cache).expect("open cache");
+    let mut rec = cache.db.record_by_id(1).expect("read").expect("record 1");
+    rec.state_key = [7; 32];
+    let path = cache.blobs.path(&rec.stdout.hash);
+    let bytes = std::fs::read(&path).expect("blob");
+    std::fs::remove_file(&path).unwrap();
+    let err = cache.db.insert_record(&rec, 1).expect_err("must refuse");
+    assert!(format!("{err:#}").contains("vanished"), "{err:#}");
+    std::fs::write(&path, bytes).unwrap();
+    cache
+        .db
+        .insert_record(&rec, 1)
+        .expect("accepted once the blob is back");
+    drop(cache);
+    assert_consistent(&ws);
 }
