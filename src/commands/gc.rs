@@ -249,7 +249,12 @@ pub fn sweep(
         .into_iter()
         .map(|h| (h, cache.blobs.path(&h)))
         .collect();
-    let mut bar = ui::Delayed::new(progress, paths.len() as u64, "gc: sweeping blobs");
+    let mut bar = ui::Delayed::new(
+        progress,
+        paths.len() as u64,
+        ui::Unit::Items,
+        "gc: sweeping blobs",
+    );
     let (mut removed, mut bytes) = (0u64, 0u64);
     for batch in paths.chunks(SWEEP_BATCH) {
         let tx = cache

@@ -206,8 +206,15 @@ pub fn with_spinner<T>(mode: Progress, msg: &str, f: impl FnOnce() -> T) -> T {
     })
 }
 
-/// A counting bar (items and bytes) that stays hidden until the work has taken longer
-/// than [`PROGRESS_DELAY`]. Call [`Delayed::inc`] as work is done.
+/// What a [`Delayed`] bar counts.
+#[derive(Clone, Copy)]
+pub enum Unit {
+    Items,
+    Bytes,
+}
+
+/// A counting bar that stays hidden until the work has taken longer than
+/// [`PROGRESS_DELAY`]. Call [`Delayed::inc`] as work is done.
 pub struct Delayed {
     bar: Option<ProgressBar>,
     start: Instant,
@@ -215,15 +222,16 @@ pub struct Delayed {
 }
 
 impl Delayed {
-    pub fn new(mode: Progress, total_bytes: u64, what: &str) -> Self {
+    pub fn new(mode: Progress, total: u64, unit: Unit, what: &str) -> Self {
         let bar = crate::progress::enabled(mode).then(|| {
-            let bar =
-                ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::hidden());
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
+            let template = match unit {
+                Unit::Items => "idem: {msg} [{bar:30}] {pos}/{len} {eta}",
+                Unit::Bytes => "idem: {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            };
             bar.set_style(
-                ProgressStyle::with_template(
-                    "idem: {msg} [{bar:30}] {bytes}/{total_bytes} ({pos} items) {eta}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(template)
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
             bar.set_message(what.to_string());
             bar
@@ -235,12 +243,12 @@ impl Delayed {
         }
     }
 
-    /// One more item of `bytes` done.
-    pub fn inc(&mut self, bytes: u64) {
+    /// `n` more items (or bytes) done.
+    pub fn inc(&mut self, n: u64) {
         let Some(bar) = &self.bar else {
             return;
         };
-        bar.inc(bytes);
+        bar.inc(n);
         if !self.shown && self.start.elapsed() >= PROGRESS_DELAY {
             bar.set_draw_target(ProgressDrawTarget::stderr());
             self.shown = true;

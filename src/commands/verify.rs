@@ -28,7 +28,12 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
     }
     let blobs = cache.db.referenced_blobs()?;
     let total: u64 = blobs.iter().map(|(_, s)| s).sum();
-    let mut bar = ui::Delayed::new(args.progress, total, "verify: re-hashing blobs");
+    let mut bar = ui::Delayed::new(
+        args.progress,
+        total,
+        ui::Unit::Bytes,
+        "verify: re-hashing blobs",
+    );
     let mut bad_blobs = Vec::new();
     for (hash, size) in &blobs {
         let blob = BlobRef {
