@@ -67,7 +67,7 @@ pub fn compare(old: &[DepState], new: &[DepState]) -> Vec<Item> {
         .collect();
     let mut items: Vec<Item> = deps::diff(old, new)
         .into_iter()
-        .map(|(d, change, _)| {
+        .map(|(d, change, diff_detail)| {
             let key = (d.kind, d.name.as_slice());
             let change = match change {
                 deps::Change::Changed => "changed",
@@ -78,12 +78,36 @@ pub fn compare(old: &[DepState], new: &[DepState]) -> Vec<Item> {
                 kind: d.kind,
                 name: String::from_utf8_lossy(&d.name).into_owned(),
                 change,
-                detail: detail(old_map.get(&key).copied(), new_map.get(&key).copied()),
+                detail: url_or_own_detail(
+                    diff_detail,
+                    old_map.get(&key).copied(),
+                    new_map.get(&key).copied(),
+                ),
             }
         })
         .collect();
     items.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     items
+}
+
+/// URL details come from the URL module when it describes validators itself; a bare
+/// `old → new` of whole states is replaced by this module's field-wise form.
+fn url_or_own_detail(
+    from_diff: Option<String>,
+    old: Option<&DepState>,
+    new: Option<&DepState>,
+) -> Option<String> {
+    if let (Some(det), Some(o), Some(n)) = (&from_diff, old, new) {
+        let raw = format!(
+            "{} → {}",
+            String::from_utf8_lossy(&o.state),
+            String::from_utf8_lossy(&n.state)
+        );
+        if n.kind == Kind::Url && *det != raw {
+            return from_diff;
+        }
+    }
+    detail(old, new)
 }
 
 fn item_json(i: &Item) -> Value {
