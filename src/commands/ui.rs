@@ -183,6 +183,55 @@ pub fn utc(ns: i64) -> String {
     )
 }
 
+/// Where bars draw: the terminal, or (only with `--progress=always` when stderr is not
+/// one) plain lines, one a second, so CI logs get a readable trace and no cursor codes.
+pub fn draw_target() -> ProgressDrawTarget {
+    if std::io::stderr().is_terminal() {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::term_like_with_hz(Box::new(LogLines), 1)
+    }
+}
+
+/// A "terminal" that appends each drawn state to stderr as a line.
+#[derive(Debug)]
+struct LogLines;
+
+impl indicatif::TermLike for LogLines {
+    fn width(&self) -> u16 {
+        100
+    }
+    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        use std::io::Write;
+        if s.trim().is_empty() {
+            return Ok(());
+        }
+        writeln!(std::io::stderr().lock(), "{s}")
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.write_line(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        use std::io::Write;
+        std::io::stderr().flush()
+    }
+}
+
 /// Runs `f` with a spinner on stderr that appears only if `f` takes longer than
 /// [`PROGRESS_DELAY`] (and progress is enabled).
 pub fn with_spinner<T>(mode: Progress, msg: &str, f: impl FnOnce() -> T) -> T {
@@ -193,11 +242,21 @@ pub fn with_spinner<T>(mode: Progress, msg: &str, f: impl FnOnce() -> T) -> T {
     std::thread::scope(|s| {
         s.spawn(move || {
             if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(PROGRESS_DELAY) {
-                if let Some(bar) = crate::progress::spinner(mode) {
-                    bar.set_message(msg.to_string());
-                    let _ = rx.recv();
-                    bar.finish_and_clear();
-                }
+                let bar = ProgressBar::with_draw_target(None, draw_target());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} idem: {msg} ({elapsed})")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                bar.set_message(msg.to_string());
+                // Animate on a terminal; one line a second in a log.
+                let tick = if std::io::stderr().is_terminal() {
+                    120
+                } else {
+                    1000
+                };
+                bar.enable_steady_tick(Duration::from_millis(tick));
+                let _ = rx.recv();
+                bar.finish_and_clear();
             }
         });
         let out = f();
@@ -250,7 +309,7 @@ impl Delayed {
         };
         bar.inc(n);
         if !self.shown && self.start.elapsed() >= PROGRESS_DELAY {
-            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.set_draw_target(draw_target());
             self.shown = true;
         }
     }
