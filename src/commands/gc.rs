@@ -1,7 +1,6 @@
-//! `idem gc` and the automatic, rate-limited gc a run triggers past a size limit.
-//! It must never leave a record whose blob is gone, nor a blob no record references:
-//! records are deleted first (one transaction), then blob files, each checked
-//! unreferenced while holding the database write lock that `insert_record` also holds.
+//! `idem gc` and the automatic, hourly gc a run triggers past a size limit. It must never
+//! leave a record whose blob is gone: records go first, then blob files, each checked
+//! unreferenced under the database write lock `insert_record` also takes (docs/gc.md).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
 //! `idem list` (alias `log`): recent records, one aligned line each, newest first, with
-//! `--cmd` / `--since` filters and `--json`. Read-only; never prints dependency states.
+//! `--cmd` / `--since` filters and `--json`. It never prints dependency states.
 
 use anyhow::{Context, Result};
 use serde_json::json;

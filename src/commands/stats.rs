@@ -1,5 +1,5 @@
 //! `idem stats`: hit/miss counters, time saved and the cache's size, for humans or as
-//! JSON; `--zero` resets the counters. It only reads the cache (except `--zero`).
+//! JSON; `--zero` resets the counters. It changes nothing else (the hit log is folded in).
 
 use std::path::Path;
 
