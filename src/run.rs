@@ -184,12 +184,14 @@ pub fn snapshot(
         }
     }
     let mut all =
-        crate::deps::files::states(&p.ws, &resolved.paths, Kind::File, old, &mut new_cache)?;
+        crate::deps::files::states(&p.ws, &resolved.entries, Kind::File, old, &mut new_cache)?;
     // The program's state is the content of the file a symlink chain ends at (an
     // in-place compiler upgrade behind /usr/bin/cc must be a change); its name stays
     // the path the user's PATH resolved to.
     let real = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
-    for mut dep in crate::deps::files::states(&p.ws, &[real], Kind::Program, old, &mut new_cache)? {
+    for mut dep in
+        crate::deps::files::states(&p.ws, &[(real, None)], Kind::Program, old, &mut new_cache)?
+    {
         dep.name = p.ws.key_of(&program);
         all.push(dep);
     }

@@ -6,6 +6,7 @@ pub mod env;
 pub mod files;
 pub mod program;
 pub mod url;
+pub mod walk;
 
 use crate::encode::{Decoder, Encoder};
 use anyhow::{bail, Result};
