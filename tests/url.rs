@@ -29,6 +29,9 @@ struct Route {
     head_status: Option<u16>,
     /// Headers the request must carry (name, value), else 401.
     require: Vec<(String, String)>,
+    /// For GET: send the response head one byte at a time, this far apart (a server
+    /// that answers, but never finishes answering).
+    trickle: Option<Duration>,
 }
 
 impl Route {
@@ -166,7 +169,16 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", route.body.len()));
-    out.write_all(head.as_bytes())?;
+    match route.trickle {
+        Some(gap) if method == "GET" => {
+            for b in head.as_bytes() {
+                out.write_all(std::slice::from_ref(b))?;
+                out.flush()?;
+                std::thread::sleep(gap); // simulated slowness, not synchronization
+            }
+        }
+        _ => out.write_all(head.as_bytes())?,
+    }
     if method != "HEAD" {
         out.write_all(&route.body)?;
     }
@@ -549,6 +561,23 @@ fn server_slower_than_the_timeout_is_unknown_and_bounded() {
     );
     let ws = Ws::new();
     let url = srv.url("/slow");
+    let t = Instant::now();
+    let o = counted(&ws, &["--url-timeout", "1s", "-u", &url]);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_unknown(&ws, &o, &url, "timed out after 1s", 0);
+}
+
+#[test]
+fn a_response_head_that_never_ends_is_cut_off_at_the_timeout() {
+    // Each byte arrives well within the read timeout, so only the overall deadline
+    // (the watchdog) can stop this GET.
+    let srv = Server::start();
+    let mut r = Route::ok("no validators, so a GET");
+    r.trickle = Some(Duration::from_millis(300));
+    srv.route("/trickle", r);
+    let ws = Ws::new();
+    let url = srv.url("/trickle");
     let t = Instant::now();
     let o = counted(&ws, &["--url-timeout", "1s", "-u", &url]);
     let took = t.elapsed();
