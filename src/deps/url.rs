@@ -526,11 +526,11 @@ fn hash_body(
         match (&bar, multi) {
             (Some(b), _) => b.set_position(done),
             (None, Some(m)) if opts.progress && started.elapsed() >= PROGRESS_AFTER => {
-                bar = crate::progress::bytes_bar(crate::cli::Progress::Always, total, &redact(url))
-                    .map(|b| m.add(b));
-                if let Some(b) = &bar {
-                    b.set_position(done);
-                }
+                let b = crate::progress::bytes_bar_in(m, total, &redact(url));
+                b.set_position(done);
+                // The rate counts from now, not from a jump of `done` bytes.
+                b.reset_eta();
+                bar = Some(b);
             }
             _ => {}
         }
