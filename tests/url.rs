@@ -379,6 +379,12 @@ fn etag_unchanged_hits_and_changed_misses() {
     assert_eq!(ws.count("count"), 1);
     // HEAD only: the body was never downloaded.
     assert!(srv.seen("GET", "/a").is_empty());
+    let head = &srv.seen("HEAD", "/a")[0];
+    assert!(
+        head.headers
+            .contains(&("accept-encoding".into(), "identity".into())),
+        "{head:?}"
+    );
     assert_eq!(srv.seen("HEAD", "/a").len(), 2);
 
     srv.route("/a", Route::ok("v2").header("ETag", "\"def\""));

@@ -426,7 +426,10 @@ fn request(
     let mut url = start.clone();
     let mut same_origin = true;
     for _ in 0..=MAX_REDIRECTS {
-        let mut req = agent.request_url(method, &url);
+        // Identity encoding: a body hash must not depend on the server's compression.
+        let mut req = agent
+            .request_url(method, &url)
+            .set("Accept-Encoding", "identity");
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
