@@ -82,6 +82,11 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared> {
             }
         }
     }
+    if !urls.is_empty() && args.url_timeout.is_zero() {
+        return Err(exit::usage(
+            "--url-timeout must be longer than 0 (for example 5s)",
+        ));
+    }
     let mut headers = Vec::new();
     for h in &args.url_headers {
         headers.push(

@@ -911,6 +911,8 @@ fn malformed_urls_and_other_schemes_are_usage_errors() {
     let o = counted(&ws, &["-u", "https://me:hunter2@example.com/"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(!stderr(&o).contains("hunter2"), "{}", stderr(&o));
+    let o = counted(&ws, &["--url-timeout", "0s", "-u", "http://127.0.0.1:9/"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let o = counted(
         &ws,
         &["--url-header", "no-colon", "-u", "http://127.0.0.1:9/"],
