@@ -611,7 +611,7 @@ fn show_value(key: &str, value: &str) -> String {
         // Hashes are long: 16 hex digits identify a change well enough for a human.
         "body" | "blake3" => {
             let hex = value.strip_prefix("blake3:").unwrap_or(value);
-            format!("{}…", &hex[..hex.len().min(16)])
+            format!("{}…", hex.get(..16).unwrap_or(hex))
         }
         _ => value.to_string(),
     }
