@@ -32,6 +32,8 @@ struct Route {
     /// For GET: send the response head one byte at a time, this far apart (a server
     /// that answers, but never finishes answering).
     trickle: Option<Duration>,
+    /// Send the body in this many pieces, this far apart (a slow download).
+    slow_body: Option<(usize, Duration)>,
 }
 
 impl Route {
@@ -180,7 +182,16 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
         _ => out.write_all(head.as_bytes())?,
     }
     if method != "HEAD" {
-        out.write_all(&route.body)?;
+        match route.slow_body {
+            Some((pieces, gap)) => {
+                for piece in route.body.chunks(route.body.len().div_ceil(pieces).max(1)) {
+                    out.write_all(piece)?;
+                    out.flush()?;
+                    std::thread::sleep(gap); // simulated slowness, not synchronization
+                }
+            }
+            None => out.write_all(&route.body)?,
+        }
     }
     out.flush()
 }
@@ -838,7 +849,7 @@ fn url_offline_hit_trusts_the_last_state_only_when_asked() {
     assert_eq!(ws.count("count"), 2);
     assert_eq!(records(&ws), 1);
     // Trusted URL state but another input changed: runs, still not recorded.
-    ws.write("in.txt", "2");
+    ws.write("in.txt", "22");
     let o = counted(&ws, &["--url-offline=hit", "-f", "in.txt", "-u", &url]);
     assert!(stderr(&o).contains("trusting"), "{}", stderr(&o));
     assert!(stderr(&o).contains("file in.txt changed"), "{}", stderr(&o));
@@ -1099,4 +1110,42 @@ fn https_uses_the_system_trust_store() {
         .output()
         .unwrap();
     assert_unknown(&ws, &o, &url, "certificate", 0);
+}
+
+#[test]
+fn slow_bodies_show_a_progress_bar_only_on_a_terminal() {
+    let srv = Server::start();
+    let mut r = Route::ok(&"x".repeat(200_000));
+    r.slow_body = Some((20, Duration::from_millis(100))); // about 2 s
+    srv.route("/big", r);
+    let url = srv.url("/big");
+    // Piped stderr: no bar, whatever the duration.
+    let ws = Ws::new();
+    let o = counted(&ws, &["-u", &url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("/big ["), "{}", stderr(&o));
+    assert_eq!(records(&ws), 1);
+    // On a terminal (script(1) gives idem a pty): the bar appears after a second.
+    let Some(script) = require_binary("script") else {
+        return;
+    };
+    let ws = Ws::new();
+    let line = format!(
+        "{} run -u {url} -- sh -c 'echo x >> count'",
+        common::idem_bin().display()
+    );
+    let o = Command::new(script)
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(ws.root())
+        .env("IDEM_CACHE_DIR", &ws.cache)
+        .env_remove("CI")
+        .env_remove("IDEM_ROOT")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script");
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{tty}");
+    assert!(tty.contains(&format!("idem: {url} [")), "{tty}");
+    assert!(tty.contains("195.31 KiB"), "the bar counts bytes: {tty}");
+    assert_eq!(ws.count("count"), 1);
 }
