@@ -510,6 +510,14 @@ fn url_content_hashes_the_body_even_with_an_etag() {
     srv.route("/c", Route::ok("other").header("ETag", "\"same\""));
     counted(&ws, &["--url-content", &url]);
     assert_eq!(ws.count("count"), 2, "the ETag lied; the body hash did not");
+
+    // The same URL through -u and --url-content is one input, checked once, by body.
+    let ws = Ws::new();
+    let gets = srv.seen("GET", "/c").len();
+    counted(&ws, &["-u", &url, "--url-content", &url]);
+    assert_eq!(srv.seen("GET", "/c").len(), gets + 1);
+    assert!(srv.seen("HEAD", "/c").is_empty());
+    assert_eq!(records(&ws), 1);
 }
 
 #[test]
