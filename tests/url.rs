@@ -234,7 +234,7 @@ impl Nginx {
         };
         let conf = format!(
             "{user}
-worker_processes 1;
+master_process off;
 error_log {d}/error.log;
 pid {d}/nginx.pid;
 events {{ worker_connections 64; }}
@@ -302,6 +302,7 @@ http {{
 }
 
 impl Drop for Nginx {
+    // `master_process off`: one process, so killing it leaves no orphaned workers.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
