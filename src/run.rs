@@ -63,16 +63,29 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared> {
     outputs
         .check_not_inputs(file_specs.includes())
         .map_err(|e| exit::usage(e.to_string()))?;
-    let mut urls = Vec::new();
+    let mut urls: Vec<UrlSpec> = Vec::new();
     for (list, content) in [(&args.urls, false), (&args.url_contents, true)] {
         for u in list {
-            crate::deps::url::validate(u)
-                .map_err(|e| exit::usage(format!("invalid URL '{u}': {e:#}")))?;
-            urls.push(UrlSpec {
-                url: u.clone(),
-                content,
-            });
+            crate::deps::url::validate(u).map_err(|e| {
+                exit::usage(format!(
+                    "invalid URL '{}': {e:#}",
+                    crate::deps::url::redact(u)
+                ))
+            })?;
+            // One state per URL: listed twice, the body hash (--url-content) wins.
+            match urls.iter_mut().find(|s| s.url == *u) {
+                Some(s) => s.content |= content,
+                None => urls.push(UrlSpec {
+                    url: u.clone(),
+                    content,
+                }),
+            }
         }
+    }
+    if !urls.is_empty() && args.url_timeout.is_zero() {
+        return Err(exit::usage(
+            "--url-timeout must be longer than 0 (for example 5s)",
+        ));
     }
     let mut headers = Vec::new();
     for h in &args.url_headers {
@@ -129,8 +142,11 @@ pub struct Snapshot {
     pub deps: Vec<DepState>,
     /// Dependencies whose state could not be known (URL down…): never record.
     pub unknown: Vec<String>,
-    /// URL states taken from the last record because of --url-offline=hit.
+    /// URL states taken from the last record because of --url-offline=hit: a hit may be
+    /// replayed, but a run is still not recorded (its inputs were not known).
     pub trusted_offline: bool,
+    /// (URL, reason) of network failures that --url-offline=hit may paper over.
+    pub offline: Vec<(String, String)>,
     pub stat_cache: StatCache,
     pub program: PathBuf,
 }
@@ -202,37 +218,38 @@ pub fn snapshot(
         all.push(s.clone());
     }
     let mut unknown = Vec::new();
-    let mut trusted_offline = false;
+    let mut offline = Vec::new();
     if let Some(states) = url_states {
         all.extend(states.iter().cloned());
     } else if !p.urls.is_empty() {
-        let mut offline = Vec::new();
         for outcome in crate::deps::url::check_all(&p.urls, &p.url_opts) {
             match outcome {
                 UrlOutcome::Known(d) => all.push(d),
-                UrlOutcome::Unknown { url, reason } => offline.push((url, reason)),
-            }
-        }
-        if !offline.is_empty() {
-            if args.url_offline == UrlOffline::Hit {
-                trusted_offline = true;
-            }
-            for (url, reason) in offline {
-                if args.url_offline == UrlOffline::Hit {
-                    eprintln!("idem: {url}: {reason}; trusting its last recorded state (--url-offline=hit)");
-                } else {
-                    warn(format!(
-                        "{url}: {reason}; running the command and not recording it"
-                    ));
+                // Only a network-looking failure may be papered over by --url-offline=hit;
+                // the warning for those is printed once we know if a state can be trusted.
+                UrlOutcome::Unknown {
+                    url,
+                    reason,
+                    offline: true,
+                } if args.url_offline == UrlOffline::Hit => {
+                    offline.push((url.clone(), reason));
+                    unknown.push(url);
                 }
-                unknown.push(url);
+                UrlOutcome::Unknown { url, reason, .. } => {
+                    warn(format!(
+                        "{}: {reason}; running the command and not recording it",
+                        crate::deps::url::redact(&url)
+                    ));
+                    unknown.push(url);
+                }
             }
         }
     }
     Ok(Snapshot {
         deps: all,
         unknown,
-        trusted_offline,
+        trusted_offline: false,
+        offline,
         stat_cache: new_cache,
         program,
     })
@@ -245,21 +262,53 @@ fn load_stat_cache(cache: &Cache, task_key: &[u8; 32]) -> StatCache {
     }
 }
 
-/// With --url-offline=hit, fills the unknown URLs' states from the newest record.
+/// With --url-offline=hit, fills the unreachable URLs' states from the newest record.
+/// Trust is all or nothing: when any unknown URL is not a network failure, or has no
+/// recorded state, nothing is trusted and the command runs unrecorded.
 fn fill_offline_urls(cache: &Cache, p: &Prepared, snap: &mut Snapshot) {
-    if !snap.trusted_offline {
+    if snap.offline.is_empty() {
         return;
     }
-    if let Ok(Some((_, rec))) = cache.db.latest_for_task(&p.task_key) {
-        for url in &snap.unknown {
-            if let Some(d) = rec
+    let redact = crate::deps::url::redact;
+    let rec = match cache.db.latest_for_task(&p.task_key) {
+        Ok(Some((_, rec))) => Some(rec),
+        _ => None,
+    };
+    let recorded: Vec<Option<DepState>> = snap
+        .offline
+        .iter()
+        .map(|(url, _)| {
+            rec.as_ref()?
                 .deps
                 .iter()
                 .find(|d| d.kind == Kind::Url && d.name == url.as_bytes())
-            {
-                snap.deps.push(d.clone());
-            }
+                .cloned()
+        })
+        .collect();
+    let all_trusted =
+        snap.unknown.len() == snap.offline.len() && recorded.iter().all(Option::is_some);
+    for ((url, reason), state) in snap.offline.iter().zip(&recorded) {
+        match state {
+            Some(d) if all_trusted => eprintln!(
+                "idem: {}: {reason}; trusting its last recorded state {} (--url-offline=hit)",
+                redact(url),
+                String::from_utf8_lossy(&d.state)
+            ),
+            Some(_) => warn(format!(
+                "{}: {reason}; another URL is unknown, so its last recorded state is not \
+                 trusted; running the command and not recording it",
+                redact(url)
+            )),
+            None => warn(format!(
+                "{}: {reason}; no recorded state to trust (--url-offline=hit); running the \
+                 command and not recording it",
+                redact(url)
+            )),
         }
+    }
+    if all_trusted {
+        snap.deps.extend(recorded.into_iter().flatten());
+        snap.trusted_offline = true;
     }
 }
 
@@ -919,7 +968,8 @@ fn execute_and_record(
     let Some(captured) = outcome.captured else {
         return code;
     };
-    if !snap.unknown.is_empty() && !snap.trusted_offline {
+    // Unknown URL state (even trusted with --url-offline=hit): run, never record.
+    if !snap.unknown.is_empty() {
         return code;
     }
     if let Err(e) = record(
