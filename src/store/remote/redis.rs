@@ -38,6 +38,7 @@ fn chunks(size: u64) -> u64 {
     size.div_ceil(CHUNK).max(1)
 }
 
+#[derive(Clone)]
 enum Target {
     Single(redis::Client),
     Cluster(ClusterClient),
@@ -45,14 +46,14 @@ enum Target {
 
 enum Conn {
     Single(redis::Connection),
-    Cluster(ClusterConnection),
+    Cluster(Box<ClusterConnection>),
 }
 
 impl Conn {
     fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
         match self {
             Conn::Single(c) => c,
-            Conn::Cluster(c) => c,
+            Conn::Cluster(c) => c.as_mut(),
         }
     }
 }
@@ -150,20 +151,22 @@ impl RedisRemote {
         })
     }
 
+    /// Connects within the timeout. The crate's own setup commands (CLIENT SETINFO,
+    /// CLUSTER SLOTS) read without a timeout, so a frozen server would hang them: the
+    /// setup runs on a helper thread that is abandoned when the timeout passes.
     fn connect(&self) -> RedisResult<Conn> {
-        match &self.target {
-            Target::Single(c) => {
-                let conn = c.get_connection_with_timeout(self.timeout)?;
-                conn.set_read_timeout(Some(self.timeout))?;
-                conn.set_write_timeout(Some(self.timeout))?;
-                Ok(Conn::Single(conn))
-            }
-            Target::Cluster(c) => {
-                let conn = c.get_connection()?;
-                conn.set_read_timeout(Some(self.timeout))?;
-                conn.set_write_timeout(Some(self.timeout))?;
-                Ok(Conn::Cluster(conn))
-            }
+        let target = self.target.clone();
+        let timeout = self.timeout;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(connect_blocking(&target, timeout));
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(res) => res,
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {timeout:?} while connecting"),
+            ))),
         }
     }
 
@@ -189,6 +192,23 @@ impl RedisRemote {
             _ => *guard = Some(conn),
         }
         res.map_err(|e| classify(&self.name, what, e))
+    }
+}
+
+fn connect_blocking(target: &Target, timeout: Duration) -> RedisResult<Conn> {
+    match target {
+        Target::Single(c) => {
+            let conn = c.get_connection_with_timeout(timeout)?;
+            conn.set_read_timeout(Some(timeout))?;
+            conn.set_write_timeout(Some(timeout))?;
+            Ok(Conn::Single(conn))
+        }
+        Target::Cluster(c) => {
+            let conn = c.get_connection()?;
+            conn.set_read_timeout(Some(timeout))?;
+            conn.set_write_timeout(Some(timeout))?;
+            Ok(Conn::Cluster(Box::new(conn)))
+        }
     }
 }
 
