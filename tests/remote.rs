@@ -428,12 +428,20 @@ fn assert_same_outcome(a: &Output, wa: &Ws, b: &Output, wb: &Ws) {
     }
 }
 
+/// A counter: the database's value plus hits not yet folded in from `hits.log`.
 fn stat(ws: &Ws, name: &str) -> i64 {
     let db = rusqlite::Connection::open(ws.cache.join("idem.db")).expect("open idem.db");
-    db.query_row("SELECT value FROM stats WHERE name=?1", [name], |r| {
-        r.get(0)
-    })
-    .unwrap_or(0)
+    let folded: i64 = db
+        .query_row("SELECT value FROM stats WHERE name=?1", [name], |r| {
+            r.get(0)
+        })
+        .unwrap_or(0);
+    let log = std::fs::read_to_string(ws.cache.join("hits.log")).unwrap_or_default();
+    let pending = log
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some(name))
+        .count();
+    folded + pending as i64
 }
 
 fn warnings(o: &Output) -> usize {
@@ -926,4 +934,100 @@ fn malformed_remote_url_is_a_usage_error() {
         assert!(!stderr(&r).contains("pw@"), "{}", stderr(&r));
     }
     assert_eq!(fleet.runs(), 0);
+}
+
+#[test]
+fn large_blobs_are_chunked_in_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.machine(), fleet.machine());
+    // 9.5 MB of noise: three Redis values of at most 4 MiB.
+    let script =
+        r#"echo run >> "$0"; mkdir -p dist; head -c 9500000 /dev/urandom > dist/big; echo done"#;
+    let cmd = ["sh", "-c", script, fleet.counter.to_str().expect("utf-8")];
+    let ra = output(idem(&a, &redis.url(), &["-o", "dist/"], &[], &cmd));
+    assert_eq!(ra.status.code(), Some(0), "{}", stderr(&ra));
+    let chunks = redis.keys("idem:v1:blob:*:*");
+    assert_eq!(
+        chunks.len(),
+        2,
+        "expected chunks 1 and 2 besides chunk 0: {chunks:?}"
+    );
+    let rb = output(idem(&b, &redis.url(), &["-o", "dist/"], &[], &cmd));
+    assert_eq!(fleet.runs(), 1, "{}", stderr(&rb));
+    assert_eq!(stdout(&rb), "done\n");
+    assert_eq!(a.read("dist/big"), b.read("dist/big"));
+
+    // A missing chunk (evicted) is a miss, never a truncated file.
+    redis::cmd("DEL")
+        .arg(&chunks[0])
+        .query::<()>(&mut redis.client())
+        .expect("DEL");
+    let c = fleet.machine();
+    let rc = output(idem(&c, &redis.url(), &["-o", "dist/"], &[], &cmd));
+    assert_eq!(rc.status.code(), Some(0));
+    assert_eq!(fleet.runs(), 2, "{}", stderr(&rc));
+    assert_eq!(
+        std::fs::metadata(c.path("dist/big")).expect("big").len(),
+        9_500_000
+    );
+}
+
+#[test]
+fn a_dead_hosts_lease_expires_and_the_step_runs() {
+    let Some(redis) = Redis::start() else { return };
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.machine(), fleet.machine());
+    let ra = build(&fleet, &a, &redis.url(), &[], &[]);
+    assert_eq!(ra.status.code(), Some(0));
+    // Forget the record and leave a lease as if a host had died while running it.
+    let rk = redis.record_key();
+    let lease = rk.replace("idem:v1:rec:", "idem:v1:lease:");
+    redis::cmd("DEL")
+        .arg(&rk)
+        .query::<()>(&mut redis.client())
+        .expect("DEL");
+    redis::cmd("SET")
+        .arg(&lease)
+        .arg("deadhost pid 1 0")
+        .arg("PX")
+        .arg(1500)
+        .query::<()>(&mut redis.client())
+        .expect("SET");
+    let t = Instant::now();
+    let rb = build(&fleet, &b, &redis.url(), &["-v"], &[]);
+    assert_eq!(rb.status.code(), Some(0), "{}", stderr(&rb));
+    assert!(
+        stderr(&rb).contains("waiting for deadhost pid 1"),
+        "{}",
+        stderr(&rb)
+    );
+    assert_eq!(fleet.runs(), 2);
+    assert!(
+        t.elapsed() >= Duration::from_millis(1000),
+        "did not wait: {:?}",
+        t.elapsed()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "waited too long: {:?}",
+        t.elapsed()
+    );
+    // With --no-wait a held lease means "busy" (exit 75), and nothing runs.
+    redis::cmd("SET")
+        .arg(&lease)
+        .arg("otherhost pid 2 0")
+        .arg("PX")
+        .arg(60_000)
+        .query::<()>(&mut redis.client())
+        .expect("SET");
+    let c = fleet.machine();
+    c.write("src/in.txt", "source v1\n");
+    redis::cmd("DEL")
+        .arg(&rk)
+        .query::<()>(&mut redis.client())
+        .expect("DEL");
+    let rc = build(&fleet, &c, &redis.url(), &["--no-wait"], &[]);
+    assert_eq!(rc.status.code(), Some(75), "{}", stderr(&rc));
+    assert_eq!(fleet.runs(), 2);
 }

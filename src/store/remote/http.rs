@@ -197,7 +197,7 @@ impl Remote for HttpRemote {
         let len = resp
             .header("Content-Length")
             .and_then(|l| l.parse::<u64>().ok());
-        Ok(len.map_or(true, |l| l == blob.size))
+        Ok(len.is_none_or(|l| l == blob.size))
     }
 
     fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> RResult<bool> {
