@@ -17,7 +17,6 @@ const MAX_RECORD: u64 = 64 << 20;
 pub struct HttpRemote {
     /// Scheme, host and path prefix, without credentials or a trailing slash.
     base: String,
-    name: String,
     auth: Option<String>,
     agent: ureq::Agent,
 }
@@ -110,12 +109,7 @@ impl HttpRemote {
             .timeout_write(timeout)
             .user_agent(concat!("idem/", env!("CARGO_PKG_VERSION")))
             .build();
-        Ok(Self {
-            base,
-            name: name.to_string(),
-            auth,
-            agent,
-        })
+        Ok(Self { base, auth, agent })
     }
 
     fn url(&self, kind: &str, key: &str) -> String {
@@ -141,7 +135,7 @@ impl HttpRemote {
             Ok(r) => Ok(Some(r)),
             Err(ureq::Error::Status(404, _)) => Ok(None),
             Err(ureq::Error::Status(code, _)) => {
-                let err = anyhow!("{}: {what}: HTTP {code}", self.name);
+                let err = anyhow!("{what}: HTTP {code}");
                 if code == 429 || code >= 500 {
                     Err(RemoteError::transient(err))
                 } else {
@@ -149,8 +143,7 @@ impl HttpRemote {
                 }
             }
             Err(ureq::Error::Transport(t)) => Err(RemoteError::transient(anyhow!(
-                "{}: {what}: {}{}",
-                self.name,
+                "{what}: {}{}",
                 t.kind(),
                 t.message().map(|m| format!(": {m}")).unwrap_or_default()
             ))),
@@ -168,11 +161,10 @@ impl Remote for HttpRemote {
         resp.into_reader()
             .take(MAX_RECORD + 1)
             .read_to_end(&mut buf)
-            .map_err(|e| RemoteError::transient(anyhow!("{}: {what}: {e}", self.name)))?;
+            .map_err(|e| RemoteError::transient(anyhow!("{what}: {e}")))?;
         if buf.len() as u64 > MAX_RECORD {
             return Err(RemoteError::fatal(anyhow!(
-                "{}: {what}: record larger than {MAX_RECORD} bytes",
-                self.name
+                "{what}: record larger than {MAX_RECORD} bytes"
             )));
         }
         Ok(Some(buf))
@@ -213,12 +205,7 @@ impl Remote for HttpRemote {
                 Ok(0) => break,
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    return Err(RemoteError::transient(anyhow!(
-                        "{}: {what}: {e}",
-                        self.name
-                    )))
-                }
+                Err(e) => return Err(RemoteError::transient(anyhow!("{what}: {e}"))),
             };
             sink.write_all(&buf[..n])
                 .context("cannot store a downloaded blob locally")

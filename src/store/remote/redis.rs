@@ -60,7 +60,6 @@ impl Conn {
 
 pub struct RedisRemote {
     target: Target,
-    name: String,
     timeout: Duration,
     /// Records and blobs.
     main: Mutex<Option<Conn>>,
@@ -102,7 +101,7 @@ fn cluster_nodes(url: &str) -> Result<Vec<String>> {
 
 /// Whether retrying might help: network trouble and cluster reconfiguration do, a
 /// refused password or a wrong type does not.
-fn classify(name: &str, what: &str, e: RedisError) -> RemoteError {
+fn classify(what: &str, e: RedisError) -> RemoteError {
     let transient = e.is_io_error()
         || e.is_timeout()
         || e.is_connection_refusal()
@@ -115,7 +114,7 @@ fn classify(name: &str, what: &str, e: RedisError) -> RemoteError {
                 | redis::ErrorKind::ClusterDown
                 | redis::ErrorKind::MasterDown
         );
-    let err = anyhow!("{name}: {what}: {e}");
+    let err = anyhow!("{what}: {e}");
     if transient {
         RemoteError::transient(err)
     } else {
@@ -144,7 +143,6 @@ impl RedisRemote {
             };
         Ok(Self {
             target,
-            name: name.to_string(),
             timeout,
             main: Mutex::new(None),
             lease: Mutex::new(None),
@@ -181,9 +179,7 @@ impl RedisRemote {
         let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
         let conn = match guard.take() {
             Some(c) => c,
-            None => self
-                .connect()
-                .map_err(|e| classify(&self.name, "connect", e))?,
+            None => self.connect().map_err(|e| classify("connect", e))?,
         };
         let mut conn = conn;
         let res = f(conn.as_dyn());
@@ -191,7 +187,7 @@ impl RedisRemote {
             Err(e) if e.is_io_error() || e.is_unrecoverable_error() => {}
             _ => *guard = Some(conn),
         }
-        res.map_err(|e| classify(&self.name, what, e))
+        res.map_err(|e| classify(what, e))
     }
 }
 
