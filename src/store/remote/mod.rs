@@ -446,9 +446,10 @@ impl RemoteLease {
         let thread = std::thread::spawn(move || loop {
             match rx.recv_timeout(LEASE_TTL / 3) {
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    // A lost or failed renewal leaves the command running: the worst case
-                    // is another host running it too, never a wrong result.
-                    if !matches!(b.renew_lease(&i, &h, LEASE_TTL), Ok(true)) {
+                    // A lost lease, or renewals failing until it expires, leave the
+                    // command running: the worst case is another host running it too,
+                    // never a wrong result. A failed renewal is retried next beat.
+                    if let Ok(false) = b.renew_lease(&i, &h, LEASE_TTL) {
                         return;
                     }
                 }
