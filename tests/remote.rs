@@ -1031,3 +1031,36 @@ fn a_dead_hosts_lease_expires_and_the_step_runs() {
     assert_eq!(rc.status.code(), Some(75), "{}", stderr(&rc));
     assert_eq!(fleet.runs(), 2);
 }
+
+#[test]
+fn redis_leases_are_exclusive_renewable_and_released_only_by_their_holder() {
+    use idem::store::remote::{redis::RedisRemote, LeaseTry, Remote};
+    let Some(redis) = Redis::start() else { return };
+    let r = RedisRemote::new(&redis.url(), "test", Duration::from_secs(2)).expect("remote");
+    let id = "ab".repeat(32);
+    let ttl = Duration::from_secs(5);
+    let key = format!("idem:v1:lease:{{{id}}}");
+    assert_eq!(r.try_lease(&id, "one", ttl).ok(), Some(LeaseTry::Got));
+    assert_eq!(
+        r.try_lease(&id, "two", ttl).ok(),
+        Some(LeaseTry::Busy("one".into()))
+    );
+    assert_eq!(
+        r.renew_lease(&id, "two", Duration::from_secs(60)).ok(),
+        Some(false)
+    );
+    assert_eq!(
+        r.renew_lease(&id, "one", Duration::from_secs(60)).ok(),
+        Some(true)
+    );
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query(&mut redis.client())
+        .expect("PTTL");
+    assert!(pttl > 5_000, "renewal did not extend the lease: {pttl}");
+    assert!(r.release_lease(&id, "two").is_ok());
+    assert_eq!(redis.get(&key), b"one", "a stranger released the lease");
+    assert!(r.release_lease(&id, "one").is_ok());
+    assert!(redis.keys("idem:v1:lease:*").is_empty());
+    assert_eq!(r.try_lease(&id, "two", ttl).ok(), Some(LeaseTry::Got));
+}

@@ -494,6 +494,94 @@ mod tests {
         assert_eq!(redact("nonsense"), "<invalid remote URL>");
     }
 
+    /// A backend whose record lookups fail `fail` times (transiently or not), counting
+    /// every call.
+    struct Flaky {
+        fail: u32,
+        transient: bool,
+        calls: std::sync::atomic::AtomicU32,
+    }
+
+    impl Remote for Flaky {
+        fn get_record(&self, _id: &str) -> RResult<Option<Vec<u8>>> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if n < self.fail {
+                let e = anyhow::anyhow!("boom {n}");
+                return Err(if self.transient {
+                    RemoteError::transient(e)
+                } else {
+                    RemoteError::fatal(e)
+                });
+            }
+            Ok(None)
+        }
+        fn put_record(&self, _: &str, _: &[u8], _: Option<Duration>) -> RResult<()> {
+            Ok(())
+        }
+        fn has_blob(&self, _: &BlobRef) -> RResult<bool> {
+            Ok(true)
+        }
+        fn get_blob(&self, _: &BlobRef, _: &mut dyn Write) -> RResult<bool> {
+            Ok(false)
+        }
+        fn put_blob(&self, _: &BlobRef, _: &mut dyn Read, _: Option<Duration>) -> RResult<()> {
+            Ok(())
+        }
+    }
+
+    fn tier(fail: u32, transient: bool, timeout: Duration) -> (Tier, Arc<Flaky>) {
+        let backend = Arc::new(Flaky {
+            fail,
+            transient,
+            calls: Default::default(),
+        });
+        let cfg = RemoteConfig {
+            url: "redis://x".into(),
+            read_only: false,
+            timeout,
+            record_ttl: None,
+            verbose: false,
+        };
+        (
+            Tier::with_backend(backend.clone(), "test".into(), &cfg, None),
+            backend,
+        )
+    }
+
+    #[test]
+    fn transient_errors_are_retried_within_the_timeout() {
+        let (t, b) = tier(2, true, Duration::from_secs(5));
+        assert_eq!(t.call("lookup", || b.get_record("x")), Some(None));
+        assert_eq!(b.calls.load(Ordering::SeqCst), 3);
+        assert!(!t.is_disabled());
+    }
+
+    #[test]
+    fn repeated_failures_skip_the_remote_for_the_rest_of_the_run() {
+        let (t, b) = tier(u32::MAX, true, Duration::from_secs(5));
+        let start = Instant::now();
+        assert_eq!(t.call("lookup", || b.get_record("x")), None);
+        assert_eq!(b.calls.load(Ordering::SeqCst), MAX_ATTEMPTS);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(t.is_disabled());
+        assert_eq!(t.call("lookup", || b.get_record("x")), None);
+        assert_eq!(
+            b.calls.load(Ordering::SeqCst),
+            MAX_ATTEMPTS,
+            "a skipped remote was called"
+        );
+    }
+
+    #[test]
+    fn fatal_errors_and_short_timeouts_are_not_retried() {
+        let (t, b) = tier(1, false, Duration::from_secs(5));
+        assert_eq!(t.call("lookup", || b.get_record("x")), None);
+        assert_eq!(b.calls.load(Ordering::SeqCst), 1);
+        let (t, b) = tier(1, true, Duration::from_millis(10));
+        assert_eq!(t.call("lookup", || b.get_record("x")), None);
+        assert_eq!(b.calls.load(Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn seal_and_unseal() {
         let k = mac_key("secret");
