@@ -349,10 +349,10 @@ fn idem(ws: &Ws, remote: &str, extra: &[&str], env: &[(&str, &str)], cmd: &[&str
     args.extend_from_slice(cmd);
     let mut c = ws.idem(&args);
     for v in [
+        "IDEM_REMOTE_CA",
         "IDEM_REMOTE_KEY",
         "IDEM_REMOTE_TOKEN",
         "IDEM_REMOTE_READ_ONLY",
-        "CI_NOISE",
     ] {
         c.env_remove(v);
     }
@@ -1063,4 +1063,89 @@ fn redis_leases_are_exclusive_renewable_and_released_only_by_their_holder() {
     assert!(r.release_lease(&id, "one").is_ok());
     assert!(redis.keys("idem:v1:lease:*").is_empty());
     assert_eq!(r.try_lease(&id, "two", ttl).ok(), Some(LeaseTry::Got));
+}
+
+/// A private CA and a server certificate for 127.0.0.1, made with openssl.
+fn make_certs(dir: &Path) -> bool {
+    let sh = |script: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext.cnf");
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=idem test CA'")
+        && sh("openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj '/CN=127.0.0.1'")
+        && sh("openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf")
+}
+
+#[test]
+fn rediss_with_a_private_ca() {
+    let Some(_) = require_binary("redis-server") else {
+        return;
+    };
+    let Some(_) = require_binary("openssl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(
+        make_certs(dir.path()),
+        "openssl could not make test certificates"
+    );
+    let port = free_port();
+    let d = dir.path();
+    let mut cmd = Command::new("redis-server");
+    cmd.args([
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+    ])
+    .args([
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--tls-auth-clients",
+        "no",
+    ])
+    .arg("--tls-cert-file")
+    .arg(d.join("srv.pem"))
+    .arg("--tls-key-file")
+    .arg(d.join("srv.key"))
+    .arg("--tls-ca-cert-file")
+    .arg(d.join("ca.pem"))
+    .arg("--dir")
+    .arg(d);
+    let _server = Proc::spawn(&mut cmd, d.join("redis.log"));
+    wait_until(Duration::from_secs(20), "redis-server TLS port", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let ca = d.join("ca.pem").display().to_string();
+    let fleet = Fleet::new();
+    let (a, b, c) = (fleet.machine(), fleet.machine(), fleet.machine());
+    let ra = build(&fleet, &a, &url, &[], &[("IDEM_REMOTE_CA", &ca)]);
+    assert_eq!(ra.status.code(), Some(0));
+    assert_eq!(warnings(&ra), 0, "{}", stderr(&ra));
+    let rb = build(&fleet, &b, &url, &[], &[("IDEM_REMOTE_CA", &ca)]);
+    assert_eq!(fleet.runs(), 1, "{}", stderr(&rb));
+    assert_same_outcome(&ra, &a, &rb, &b);
+    // Without the CA the certificate is not trusted: one warning, and the step runs.
+    let rc = build(&fleet, &c, &url, &[], &[]);
+    assert_eq!(rc.status.code(), Some(0));
+    assert_eq!(fleet.runs(), 2);
+    assert_eq!(warnings(&rc), 1, "{}", stderr(&rc));
+    assert!(stderr(&rc).contains("certificate"), "{}", stderr(&rc));
 }

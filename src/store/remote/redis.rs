@@ -125,20 +125,29 @@ fn classify(what: &str, e: RedisError) -> RemoteError {
 impl RedisRemote {
     pub fn new(url: &str, name: &str, timeout: Duration) -> Result<Self> {
         let lower = url.to_ascii_lowercase();
+        let tls = lower.starts_with("rediss");
+        let certs = if tls { private_ca()? } else { None };
         let target =
             if lower.starts_with("redis+cluster://") || lower.starts_with("rediss+cluster://") {
                 let nodes = cluster_nodes(url)
                     .with_context(|| format!("invalid Redis Cluster URL '{name}'"))?;
-                let client = ClusterClient::builder(nodes)
+                let mut builder = ClusterClient::builder(nodes)
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
-                    .retries(1)
+                    .retries(1);
+                if let Some(c) = certs {
+                    builder = builder.certs(c);
+                }
+                let client = builder
                     .build()
                     .map_err(|e| anyhow!("invalid Redis Cluster URL '{name}': {e}"))?;
                 Target::Cluster(client)
             } else {
-                let client = redis::Client::open(url)
-                    .map_err(|e| anyhow!("invalid Redis URL '{name}': {e}"))?;
+                let client = match certs {
+                    Some(c) => redis::Client::build_with_tls(url, c),
+                    None => redis::Client::open(url),
+                }
+                .map_err(|e| anyhow!("invalid Redis URL '{name}': {e}"))?;
                 Target::Single(client)
             };
         Ok(Self {
@@ -189,6 +198,24 @@ impl RedisRemote {
         }
         res.map_err(|e| classify(what, e))
     }
+}
+
+/// `IDEM_REMOTE_CA`: a PEM file of the CA that signed a `rediss://` server's certificate,
+/// for servers with a private CA (public CAs are trusted without it).
+fn private_ca() -> Result<Option<redis::TlsCertificates>> {
+    let Some(path) = std::env::var_os("IDEM_REMOTE_CA").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read IDEM_REMOTE_CA {}",
+            std::path::Path::new(&path).display()
+        )
+    })?;
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
 }
 
 fn connect_blocking(target: &Target, timeout: Duration) -> RedisResult<Conn> {
