@@ -1,7 +1,6 @@
-//! Remote (second-tier) caches shared across machines: the `Remote` trait each backend
-//! implements (one file per backend) and `Tier`, which puts one behind the local cache
-//! with MACs, bounded retries, a per-invocation circuit breaker and path checks. A remote
-//! fault must never change a command's result, and credentials must never be printed.
+//! Second-tier caches shared across machines: the `Remote` trait (one file per backend)
+//! and `Tier` (MACs, path checks, bounded retries, a per-run circuit breaker). A remote
+//! fault must never change a command's result; credentials must never be printed.
 
 pub mod http;
 pub mod redis;
