@@ -23,7 +23,7 @@ use crate::outputs::OutputSpecs;
 use crate::replay;
 use crate::spec::{TaskSpec, Workspace};
 use crate::store::record::Record;
-use crate::store::remote::{RemoteConfig, Tier};
+use crate::store::remote::{Claim, RemoteConfig, RemoteLease, Tier};
 use crate::store::{self, Cache};
 
 pub fn warn(msg: impl std::fmt::Display) {
@@ -472,22 +472,22 @@ fn run_uncached(p: &Prepared, args: &RunArgs) -> i32 {
     }
 }
 
-fn connect_remote(args: &RunArgs) -> Option<Tier> {
-    let url = args.remote.as_deref().filter(|u| !u.is_empty())?;
+/// The remote tier, if one is configured. A URL idem cannot understand is a usage error
+/// (exit 2, before anything runs); an unreachable remote only warns, later, on first use.
+fn connect_remote(args: &RunArgs) -> Result<Option<Tier>> {
+    let Some(url) = args.remote.as_deref().filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
     let cfg = RemoteConfig {
         url: url.to_string(),
         read_only: args.remote_read_only.unwrap_or(false),
         timeout: args.remote_timeout,
+        record_ttl: args.ttl,
+        verbose: args.verbose,
     };
-    match Tier::connect(&cfg) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            warn(format!(
-                "remote cache unavailable ({e:#}); using the local cache only"
-            ));
-            None
-        }
-    }
+    Tier::connect(&cfg)
+        .map(Some)
+        .map_err(|e| exit::usage(format!("--remote/IDEM_REMOTE: {e:#}")))
 }
 
 fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::Result<i32, Fault> {
@@ -529,7 +529,7 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
         }
     }
     let now = crate::clock::now_ns();
-    let remote = connect_remote(args);
+    let remote = connect_remote(args)?;
 
     if let Some(key) = &args.key {
         return run_with_exec_key(p, args, cache, key, snap, stdin_file, remote.as_ref());
@@ -577,7 +577,7 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
         LeaseResult::TimedOut => None,
     };
     if lease.is_some() && !args.force && !unreplayable {
-        // The holder we waited for may have recorded exactly what we need.
+        // The holder we waited for (here or on another host) may have recorded it.
         if let Replay::Done(code) = try_replay(
             p,
             args,
@@ -585,12 +585,24 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
             &p.task_key,
             &state_key,
             crate::clock::now_ns(),
-            None,
+            remote.as_ref(),
             states_known,
         )? {
             return Ok(code);
         }
     }
+    // Across hosts: the remote's lease (Redis), taken inside the local one.
+    let remote_lease = match remote_flight(
+        p,
+        args,
+        cache,
+        &state_key,
+        remote.as_ref(),
+        states_known && !unreplayable,
+    )? {
+        RemoteFlight::Run(l) => l,
+        RemoteFlight::Done(code) => return Ok(code),
+    };
     let code = execute_and_record(
         p,
         args,
@@ -601,8 +613,70 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
         None,
         remote.as_ref(),
     );
+    // Released after the upload, so a waiter polling the remote finds the record.
+    drop(remote_lease);
     drop(lease);
     Ok(code)
+}
+
+enum RemoteFlight {
+    /// Run the command (holding the remote lease when there is one).
+    Run(Option<RemoteLease>),
+    /// Another host ran it and its outcome was replayed (or --no-wait said stop).
+    Done(i32),
+}
+
+/// Cross-host single flight: take the remote lease, or wait for its holder and replay
+/// what it uploads. The wait ends when the record appears, when the holder's lease is
+/// released or expires (a dead host stops renewing it), or at --wait-timeout.
+fn remote_flight(
+    p: &Prepared,
+    args: &RunArgs,
+    cache: &mut Cache,
+    state_key: &[u8; 32],
+    remote: Option<&Tier>,
+    replayable: bool,
+) -> Result<RemoteFlight> {
+    let Some(r) = remote.filter(|_| !args.force && replayable) else {
+        return Ok(RemoteFlight::Run(None));
+    };
+    let deadline = args.wait_timeout.map(|t| std::time::Instant::now() + t);
+    let mut delay = Duration::from_millis(50);
+    let mut announced = false;
+    loop {
+        let holder = match r.try_lease(&p.task_key, state_key) {
+            Claim::Got(l) => return Ok(RemoteFlight::Run(Some(l))),
+            Claim::Unavailable => return Ok(RemoteFlight::Run(None)),
+            Claim::Busy(holder) => holder,
+        };
+        if args.no_wait && args.wait_timeout.is_none() {
+            eprintln!(
+                "idem: {holder} is already running this (remote lease, --no-wait): nothing was run"
+            );
+            return Ok(RemoteFlight::Done(exit::BUSY));
+        }
+        if args.verbose && !announced {
+            eprintln!("idem: waiting for {holder} (remote lease on {})", r.name());
+            announced = true;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() + delay >= d) {
+            if args.no_wait {
+                eprintln!("idem: still running elsewhere after --wait-timeout (--no-wait): nothing was run");
+                return Ok(RemoteFlight::Done(exit::BUSY));
+            }
+            warn("gave up waiting for the other host (--wait-timeout); running the command too");
+            return Ok(RemoteFlight::Run(None));
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(1));
+        let now = crate::clock::now_ns();
+        match try_replay(p, args, cache, &p.task_key, state_key, now, Some(r), true)? {
+            Replay::Done(code) => return Ok(RemoteFlight::Done(code)),
+            // The other host's record arrived but cannot be replayed here: run it.
+            Replay::Unreplayable => return Ok(RemoteFlight::Run(None)),
+            Replay::Miss => {}
+        }
+    }
 }
 
 pub fn lease_name_for(task_key: &[u8; 32], state_key: &[u8; 32]) -> [u8; 32] {
@@ -692,7 +766,7 @@ fn try_replay(
     let mut found = cache.db.lookup(task_key, state_key)?;
     if found.is_none() {
         if let Some(r) = remote {
-            found = r.lookup(cache, task_key, state_key);
+            found = r.lookup(cache, &p.ws, task_key, state_key);
             tier = "remote";
         }
     }
