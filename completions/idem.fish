@@ -59,7 +59,7 @@ complete -c idem -n "__fish_idem_using_subcommand run" -l ttl -d 'Do not replay 
 complete -c idem -n "__fish_idem_using_subcommand run" -l stale -d 'Past this age, replay but refresh the record in the background' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l wait-timeout -d 'How long to wait for another idem running the same thing before running it too' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l remote -d 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://' -r
-complete -c idem -n "__fish_idem_using_subcommand run" -l remote-read-only -d 'Read from the remote cache but never write to it' -r
+complete -c idem -n "__fish_idem_using_subcommand run" -l remote-read-only -d 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l remote-timeout -d 'Time limit for each remote cache operation' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l progress -d 'Progress bars on stderr: auto (terminal only), always, never' -r -f -a "auto\t''
 always\t''
@@ -97,7 +97,7 @@ complete -c idem -n "__fish_idem_using_subcommand status" -l ttl -d 'Do not repl
 complete -c idem -n "__fish_idem_using_subcommand status" -l stale -d 'Past this age, replay but refresh the record in the background' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l wait-timeout -d 'How long to wait for another idem running the same thing before running it too' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l remote -d 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://' -r
-complete -c idem -n "__fish_idem_using_subcommand status" -l remote-read-only -d 'Read from the remote cache but never write to it' -r
+complete -c idem -n "__fish_idem_using_subcommand status" -l remote-read-only -d 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l remote-timeout -d 'Time limit for each remote cache operation' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l progress -d 'Progress bars on stderr: auto (terminal only), always, never' -r -f -a "auto\t''
 always\t''
@@ -135,7 +135,7 @@ complete -c idem -n "__fish_idem_using_subcommand explain" -l ttl -d 'Do not rep
 complete -c idem -n "__fish_idem_using_subcommand explain" -l stale -d 'Past this age, replay but refresh the record in the background' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l wait-timeout -d 'How long to wait for another idem running the same thing before running it too' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l remote -d 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://' -r
-complete -c idem -n "__fish_idem_using_subcommand explain" -l remote-read-only -d 'Read from the remote cache but never write to it' -r
+complete -c idem -n "__fish_idem_using_subcommand explain" -l remote-read-only -d 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l remote-timeout -d 'Time limit for each remote cache operation' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l progress -d 'Progress bars on stderr: auto (terminal only), always, never' -r -f -a "auto\t''
 always\t''
@@ -200,7 +200,7 @@ complete -c idem -n "__fish_idem_using_subcommand forget" -l ttl -d 'Do not repl
 complete -c idem -n "__fish_idem_using_subcommand forget" -l stale -d 'Past this age, replay but refresh the record in the background' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l wait-timeout -d 'How long to wait for another idem running the same thing before running it too' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l remote -d 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://' -r
-complete -c idem -n "__fish_idem_using_subcommand forget" -l remote-read-only -d 'Read from the remote cache but never write to it' -r
+complete -c idem -n "__fish_idem_using_subcommand forget" -l remote-read-only -d 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l remote-timeout -d 'Time limit for each remote cache operation' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l progress -d 'Progress bars on stderr: auto (terminal only), always, never' -r -f -a "auto\t''
 always\t''

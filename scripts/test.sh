@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(redis-server redis-tools nginx make time hyperfine)
+packages=(redis-server redis-tools nginx openssl make time hyperfine)
 if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     missing=()
     for pkg in "${packages[@]}"; do

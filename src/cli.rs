@@ -212,8 +212,16 @@ pub struct RunArgs {
     #[arg(long, env = "IDEM_REMOTE", value_name = "URL")]
     pub remote: Option<String>,
 
-    /// Read from the remote cache but never write to it
-    #[arg(long, env = "IDEM_REMOTE_READ_ONLY", value_parser = parse_bool_env)]
+    /// Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)
+    #[arg(
+        long,
+        env = "IDEM_REMOTE_READ_ONLY",
+        value_parser = parse_bool_env,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_name = "BOOL"
+    )]
     pub remote_read_only: Option<bool>,
 
     /// Time limit for each remote cache operation

@@ -74,6 +74,18 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut
     }
 }
 
+/// Publishes the child's pid to the signal handler. A signal that arrived while the
+/// child was being spawned (before its pid was known) is forwarded now.
+fn register_child(pid: u32) {
+    CHILD_PID.store(pid as i32, Ordering::SeqCst);
+    let pending = GOT_SIGNAL.load(Ordering::SeqCst);
+    if pending != 0 {
+        unsafe {
+            libc::kill(pid as i32, pending);
+        }
+    }
+}
+
 fn install_forwarding() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
         unsafe {
@@ -113,7 +125,7 @@ pub fn run_plain(cmd: &mut ExecCommand) -> Result<Exit, (i32, String)> {
         c.stdin(Stdio::from(f));
     }
     let mut child = c.spawn().map_err(|e| spawn_error(cmd, &e))?;
-    CHILD_PID.store(child.id() as i32, Ordering::SeqCst);
+    register_child(child.id());
     let status = child
         .wait()
         .map_err(|e| (70, format!("idem: waiting for the command failed: {e}")))?;
@@ -146,7 +158,7 @@ pub fn run_captured(
         Ok(ch) => ch,
         Err(e) => return Ok(Err(spawn_error(cmd, &e))),
     };
-    CHILD_PID.store(child.id() as i32, Ordering::SeqCst);
+    register_child(child.id());
     let child_out = child
         .stdout
         .take()

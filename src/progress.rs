@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::cli::Progress;
 
@@ -36,6 +36,20 @@ pub fn bytes_bar(mode: Progress, total: Option<u64>, what: &str) -> Option<Progr
         return None;
     }
     let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    Some(style_bytes(bar, total, what))
+}
+
+/// The same bar inside `multi` (several transfers at once): hidden until added, so it
+/// never draws a stray line of its own.
+pub fn bytes_bar_in(multi: &MultiProgress, total: Option<u64>, what: &str) -> ProgressBar {
+    let bar = multi.add(ProgressBar::with_draw_target(
+        total,
+        ProgressDrawTarget::hidden(),
+    ));
+    style_bytes(bar, total, what)
+}
+
+fn style_bytes(bar: ProgressBar, total: Option<u64>, what: &str) -> ProgressBar {
     let template = if total.is_some() {
         "idem: {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}"
     } else {
@@ -45,5 +59,5 @@ pub fn bytes_bar(mode: Progress, total: Option<u64>, what: &str) -> Option<Progr
         ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_message(what.to_string());
-    Some(bar)
+    bar
 }

@@ -23,7 +23,7 @@ use crate::outputs::OutputSpecs;
 use crate::replay;
 use crate::spec::{TaskSpec, Workspace};
 use crate::store::record::Record;
-use crate::store::remote::{RemoteConfig, Tier};
+use crate::store::remote::{Claim, RemoteConfig, RemoteLease, Tier};
 use crate::store::{self, Cache};
 
 pub fn warn(msg: impl std::fmt::Display) {
@@ -63,16 +63,29 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared> {
     outputs
         .check_not_inputs(file_specs.includes())
         .map_err(|e| exit::usage(e.to_string()))?;
-    let mut urls = Vec::new();
+    let mut urls: Vec<UrlSpec> = Vec::new();
     for (list, content) in [(&args.urls, false), (&args.url_contents, true)] {
         for u in list {
-            crate::deps::url::validate(u)
-                .map_err(|e| exit::usage(format!("invalid URL '{u}': {e:#}")))?;
-            urls.push(UrlSpec {
-                url: u.clone(),
-                content,
-            });
+            crate::deps::url::validate(u).map_err(|e| {
+                exit::usage(format!(
+                    "invalid URL '{}': {e:#}",
+                    crate::deps::url::redact(u)
+                ))
+            })?;
+            // One state per URL: listed twice, the body hash (--url-content) wins.
+            match urls.iter_mut().find(|s| s.url == *u) {
+                Some(s) => s.content |= content,
+                None => urls.push(UrlSpec {
+                    url: u.clone(),
+                    content,
+                }),
+            }
         }
+    }
+    if !urls.is_empty() && args.url_timeout.is_zero() {
+        return Err(exit::usage(
+            "--url-timeout must be longer than 0 (for example 5s)",
+        ));
     }
     let mut headers = Vec::new();
     for h in &args.url_headers {
@@ -129,8 +142,11 @@ pub struct Snapshot {
     pub deps: Vec<DepState>,
     /// Dependencies whose state could not be known (URL down…): never record.
     pub unknown: Vec<String>,
-    /// URL states taken from the last record because of --url-offline=hit.
+    /// URL states taken from the last record because of --url-offline=hit: a hit may be
+    /// replayed, but a run is still not recorded (its inputs were not known).
     pub trusted_offline: bool,
+    /// (URL, reason) of network failures that --url-offline=hit may paper over.
+    pub offline: Vec<(String, String)>,
     pub stat_cache: StatCache,
     pub program: PathBuf,
 }
@@ -184,12 +200,14 @@ pub fn snapshot(
         }
     }
     let mut all =
-        crate::deps::files::states(&p.ws, &resolved.paths, Kind::File, old, &mut new_cache)?;
+        crate::deps::files::states(&p.ws, &resolved.entries, Kind::File, old, &mut new_cache)?;
     // The program's state is the content of the file a symlink chain ends at (an
     // in-place compiler upgrade behind /usr/bin/cc must be a change); its name stays
     // the path the user's PATH resolved to.
     let real = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
-    for mut dep in crate::deps::files::states(&p.ws, &[real], Kind::Program, old, &mut new_cache)? {
+    for mut dep in
+        crate::deps::files::states(&p.ws, &[(real, None)], Kind::Program, old, &mut new_cache)?
+    {
         dep.name = p.ws.key_of(&program);
         all.push(dep);
     }
@@ -200,37 +218,38 @@ pub fn snapshot(
         all.push(s.clone());
     }
     let mut unknown = Vec::new();
-    let mut trusted_offline = false;
+    let mut offline = Vec::new();
     if let Some(states) = url_states {
         all.extend(states.iter().cloned());
     } else if !p.urls.is_empty() {
-        let mut offline = Vec::new();
         for outcome in crate::deps::url::check_all(&p.urls, &p.url_opts) {
             match outcome {
                 UrlOutcome::Known(d) => all.push(d),
-                UrlOutcome::Unknown { url, reason } => offline.push((url, reason)),
-            }
-        }
-        if !offline.is_empty() {
-            if args.url_offline == UrlOffline::Hit {
-                trusted_offline = true;
-            }
-            for (url, reason) in offline {
-                if args.url_offline == UrlOffline::Hit {
-                    eprintln!("idem: {url}: {reason}; trusting its last recorded state (--url-offline=hit)");
-                } else {
-                    warn(format!(
-                        "{url}: {reason}; running the command and not recording it"
-                    ));
+                // Only a network-looking failure may be papered over by --url-offline=hit;
+                // the warning for those is printed once we know if a state can be trusted.
+                UrlOutcome::Unknown {
+                    url,
+                    reason,
+                    offline: true,
+                } if args.url_offline == UrlOffline::Hit => {
+                    offline.push((url.clone(), reason));
+                    unknown.push(url);
                 }
-                unknown.push(url);
+                UrlOutcome::Unknown { url, reason, .. } => {
+                    warn(format!(
+                        "{}: {reason}; running the command and not recording it",
+                        crate::deps::url::redact(&url)
+                    ));
+                    unknown.push(url);
+                }
             }
         }
     }
     Ok(Snapshot {
         deps: all,
         unknown,
-        trusted_offline,
+        trusted_offline: false,
+        offline,
         stat_cache: new_cache,
         program,
     })
@@ -243,21 +262,53 @@ pub fn load_stat_cache(cache: &Cache, task_key: &[u8; 32]) -> StatCache {
     }
 }
 
-/// With --url-offline=hit, fills the unknown URLs' states from the newest record.
+/// With --url-offline=hit, fills the unreachable URLs' states from the newest record.
+/// Trust is all or nothing: when any unknown URL is not a network failure, or has no
+/// recorded state, nothing is trusted and the command runs unrecorded.
 pub fn fill_offline_urls(cache: &Cache, p: &Prepared, snap: &mut Snapshot) {
-    if !snap.trusted_offline {
+    if snap.offline.is_empty() {
         return;
     }
-    if let Ok(Some((_, rec))) = cache.db.latest_for_task(&p.task_key) {
-        for url in &snap.unknown {
-            if let Some(d) = rec
+    let redact = crate::deps::url::redact;
+    let rec = match cache.db.latest_for_task(&p.task_key) {
+        Ok(Some((_, rec))) => Some(rec),
+        _ => None,
+    };
+    let recorded: Vec<Option<DepState>> = snap
+        .offline
+        .iter()
+        .map(|(url, _)| {
+            rec.as_ref()?
                 .deps
                 .iter()
                 .find(|d| d.kind == Kind::Url && d.name == url.as_bytes())
-            {
-                snap.deps.push(d.clone());
-            }
+                .cloned()
+        })
+        .collect();
+    let all_trusted =
+        snap.unknown.len() == snap.offline.len() && recorded.iter().all(Option::is_some);
+    for ((url, reason), state) in snap.offline.iter().zip(&recorded) {
+        match state {
+            Some(d) if all_trusted => eprintln!(
+                "idem: {}: {reason}; trusting its last recorded state {} (--url-offline=hit)",
+                redact(url),
+                String::from_utf8_lossy(&d.state)
+            ),
+            Some(_) => warn(format!(
+                "{}: {reason}; another URL is unknown, so its last recorded state is not \
+                 trusted; running the command and not recording it",
+                redact(url)
+            )),
+            None => warn(format!(
+                "{}: {reason}; no recorded state to trust (--url-offline=hit); running the \
+                 command and not recording it",
+                redact(url)
+            )),
         }
+    }
+    if all_trusted {
+        snap.deps.extend(recorded.into_iter().flatten());
+        snap.trusted_offline = true;
     }
 }
 
@@ -421,22 +472,22 @@ fn run_uncached(p: &Prepared, args: &RunArgs) -> i32 {
     }
 }
 
-fn connect_remote(args: &RunArgs) -> Option<Tier> {
-    let url = args.remote.as_deref().filter(|u| !u.is_empty())?;
+/// The remote tier, if one is configured. A URL idem cannot understand is a usage error
+/// (exit 2, before anything runs); an unreachable remote only warns, later, on first use.
+fn connect_remote(args: &RunArgs) -> Result<Option<Tier>> {
+    let Some(url) = args.remote.as_deref().filter(|u| !u.is_empty()) else {
+        return Ok(None);
+    };
     let cfg = RemoteConfig {
         url: url.to_string(),
         read_only: args.remote_read_only.unwrap_or(false),
         timeout: args.remote_timeout,
+        record_ttl: args.ttl,
+        verbose: args.verbose,
     };
-    match Tier::connect(&cfg) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            warn(format!(
-                "remote cache unavailable ({e:#}); using the local cache only"
-            ));
-            None
-        }
-    }
+    Tier::connect(&cfg)
+        .map(Some)
+        .map_err(|e| exit::usage(format!("--remote/IDEM_REMOTE: {e:#}")))
 }
 
 fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::Result<i32, Fault> {
@@ -478,7 +529,7 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
         }
     }
     let now = crate::clock::now_ns();
-    let remote = connect_remote(args);
+    let remote = connect_remote(args)?;
 
     if let Some(key) = &args.key {
         return run_with_exec_key(p, args, cache, key, snap, stdin_file, remote.as_ref());
@@ -526,7 +577,7 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
         LeaseResult::TimedOut => None,
     };
     if lease.is_some() && !args.force && !unreplayable {
-        // The holder we waited for may have recorded exactly what we need.
+        // The holder we waited for (here or on another host) may have recorded it.
         if let Replay::Done(code) = try_replay(
             p,
             args,
@@ -534,12 +585,24 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
             &p.task_key,
             &state_key,
             crate::clock::now_ns(),
-            None,
+            remote.as_ref(),
             states_known,
         )? {
             return Ok(code);
         }
     }
+    // Across hosts: the remote's lease (Redis), taken inside the local one.
+    let remote_lease = match remote_flight(
+        p,
+        args,
+        cache,
+        &state_key,
+        remote.as_ref(),
+        states_known && !unreplayable,
+    )? {
+        RemoteFlight::Run(l) => l,
+        RemoteFlight::Done(code) => return Ok(code),
+    };
     let code = execute_and_record(
         p,
         args,
@@ -550,8 +613,70 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
         None,
         remote.as_ref(),
     );
+    // Released after the upload, so a waiter polling the remote finds the record.
+    drop(remote_lease);
     drop(lease);
     Ok(code)
+}
+
+enum RemoteFlight {
+    /// Run the command (holding the remote lease when there is one).
+    Run(Option<RemoteLease>),
+    /// Another host ran it and its outcome was replayed (or --no-wait said stop).
+    Done(i32),
+}
+
+/// Cross-host single flight: take the remote lease, or wait for its holder and replay
+/// what it uploads. The wait ends when the record appears, when the holder's lease is
+/// released or expires (a dead host stops renewing it), or at --wait-timeout.
+fn remote_flight(
+    p: &Prepared,
+    args: &RunArgs,
+    cache: &mut Cache,
+    state_key: &[u8; 32],
+    remote: Option<&Tier>,
+    replayable: bool,
+) -> Result<RemoteFlight> {
+    let Some(r) = remote.filter(|_| !args.force && replayable) else {
+        return Ok(RemoteFlight::Run(None));
+    };
+    let deadline = args.wait_timeout.map(|t| std::time::Instant::now() + t);
+    let mut delay = Duration::from_millis(50);
+    let mut announced = false;
+    loop {
+        let holder = match r.try_lease(&p.task_key, state_key) {
+            Claim::Got(l) => return Ok(RemoteFlight::Run(Some(l))),
+            Claim::Unavailable => return Ok(RemoteFlight::Run(None)),
+            Claim::Busy(holder) => holder,
+        };
+        if args.no_wait && args.wait_timeout.is_none() {
+            eprintln!(
+                "idem: {holder} is already running this (remote lease, --no-wait): nothing was run"
+            );
+            return Ok(RemoteFlight::Done(exit::BUSY));
+        }
+        if args.verbose && !announced {
+            eprintln!("idem: waiting for {holder} (remote lease on {})", r.name());
+            announced = true;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() + delay >= d) {
+            if args.no_wait {
+                eprintln!("idem: still running elsewhere after --wait-timeout (--no-wait): nothing was run");
+                return Ok(RemoteFlight::Done(exit::BUSY));
+            }
+            warn("gave up waiting for the other host (--wait-timeout); running the command too");
+            return Ok(RemoteFlight::Run(None));
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(1));
+        let now = crate::clock::now_ns();
+        match try_replay(p, args, cache, &p.task_key, state_key, now, Some(r), true)? {
+            Replay::Done(code) => return Ok(RemoteFlight::Done(code)),
+            // The other host's record arrived but cannot be replayed here: run it.
+            Replay::Unreplayable => return Ok(RemoteFlight::Run(None)),
+            Replay::Miss => {}
+        }
+    }
 }
 
 pub fn lease_name_for(task_key: &[u8; 32], state_key: &[u8; 32]) -> [u8; 32] {
@@ -641,7 +766,7 @@ fn try_replay(
     let mut found = cache.db.lookup(task_key, state_key)?;
     if found.is_none() {
         if let Some(r) = remote {
-            found = r.lookup(cache, task_key, state_key);
+            found = r.lookup(cache, &p.ws, task_key, state_key);
             tier = "remote";
         }
     }
@@ -917,7 +1042,8 @@ fn execute_and_record(
     let Some(captured) = outcome.captured else {
         return code;
     };
-    if !snap.unknown.is_empty() && !snap.trusted_offline {
+    // Unknown URL state (even trusted with --url-offline=hit): run, never record.
+    if !snap.unknown.is_empty() {
         return code;
     }
     if let Err(e) = record(

@@ -2,7 +2,6 @@
 //! sorted list of paths, then into states through the stat cache. A file is re-hashed
 //! only when its stat changed or it was written too close to its last hashing ("racy").
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
@@ -13,6 +12,7 @@ use anyhow::{bail, Context, Result};
 use globset::{GlobBuilder, GlobMatcher};
 use rayon::prelude::*;
 
+use super::walk::{walk, Rules};
 use super::{DepState, Kind};
 use crate::encode::{Decoder, Encoder};
 use crate::spec::Workspace;
@@ -117,6 +117,8 @@ fn prefixes(rel: &Path) -> impl Iterator<Item = PathBuf> + '_ {
 pub struct FileSpecs {
     includes: Vec<PathSpec>,
     excludes: Vec<Exclude>,
+    /// The workspace root: ignore files are read from it down to each walked dir.
+    root: PathBuf,
 }
 
 /// Paths whose state is not an input: declared outputs (and .git when ignoring).
@@ -126,7 +128,10 @@ pub trait Skip: Sync {
 
 impl FileSpecs {
     pub fn parse(specs: &[std::ffi::OsString], ws: &Workspace) -> Result<Self> {
-        let mut out = FileSpecs::default();
+        let mut out = FileSpecs {
+            root: ws.root.clone(),
+            ..FileSpecs::default()
+        };
         for spec in specs {
             let bytes = spec.as_bytes();
             if let Some(rest) = bytes.strip_prefix(b"!") {
@@ -171,34 +176,31 @@ impl FileSpecs {
         })
     }
 
-    /// Expands the specs into sorted absolute paths. Literal paths that do not exist are
-    /// returned too (their state is `absent`); `missing` lists them for a warning.
+    /// Expands the specs into absolute paths with their `lstat`, sorted by path bytes.
+    /// Literal paths that do not exist are returned too (state `absent`, no metadata);
+    /// `missing` lists them for a warning.
     pub fn resolve(&self, no_ignore: bool, skip: &dyn Skip) -> Result<Resolved> {
-        let mut paths = Vec::new();
+        let mut entries: Vec<(PathBuf, Option<Metadata>)> = Vec::new();
         let mut missing = Vec::new();
+        let prune = |d: &Path| skip.skip(d);
         for inc in &self.includes {
             match inc {
                 PathSpec::Literal(p) => match std::fs::symlink_metadata(p) {
                     Ok(md) if md.is_dir() => {
-                        walk(
-                            p,
-                            no_ignore,
-                            &mut |f| {
-                                if !self.excluded(f) && !skip.skip(f) {
-                                    paths.push(f.to_path_buf());
-                                }
-                            },
-                            skip,
-                        )?;
+                        let rules = Rules::for_dir(&self.root, p, no_ignore);
+                        let keep = |f: &Path| !self.excluded(f) && !skip.skip(f);
+                        for (path, md) in walk(p, &rules, &keep, &prune)? {
+                            entries.push((path, Some(md)));
+                        }
                     }
-                    Ok(_) => {
+                    Ok(md) => {
                         if !self.excluded(p) {
-                            paths.push(p.clone())
+                            entries.push((p.clone(), Some(md)))
                         }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                         missing.push(p.clone());
-                        paths.push(p.clone());
+                        entries.push((p.clone(), None));
                     }
                     Err(e) => {
                         return Err(e).with_context(|| format!("cannot stat {}", p.display()))
@@ -208,70 +210,28 @@ impl FileSpecs {
                     if !base.is_dir() {
                         continue;
                     }
-                    walk(
-                        base,
-                        no_ignore,
-                        &mut |f| {
-                            if let Ok(rel) = f.strip_prefix(base) {
-                                if matcher.is_match(rel) && !self.excluded(f) && !skip.skip(f) {
-                                    paths.push(f.to_path_buf());
-                                }
-                            }
-                        },
-                        skip,
-                    )?;
+                    let rules = Rules::for_dir(&self.root, base, no_ignore);
+                    let keep = |f: &Path| {
+                        f.strip_prefix(base).is_ok_and(|rel| matcher.is_match(rel))
+                            && !self.excluded(f)
+                            && !skip.skip(f)
+                    };
+                    for (path, md) in walk(base, &rules, &keep, &prune)? {
+                        entries.push((path, Some(md)));
+                    }
                 }
             }
         }
-        paths.sort();
-        paths.dedup();
-        Ok(Resolved { paths, missing })
+        entries.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
+        entries.dedup_by(|a, b| a.0 == b.0);
+        Ok(Resolved { entries, missing })
     }
 }
 
 pub struct Resolved {
-    pub paths: Vec<PathBuf>,
+    /// Sorted by path bytes; metadata is `None` for paths that do not exist.
+    pub entries: Vec<(PathBuf, Option<Metadata>)>,
     pub missing: Vec<PathBuf>,
-}
-
-/// Walks `dir` (not following symlinks), calling `found` for every non-directory entry.
-/// Honors .gitignore/.ignore and skips `.git/` unless `no_ignore`.
-pub fn walk(
-    dir: &Path,
-    no_ignore: bool,
-    found: &mut dyn FnMut(&Path),
-    skip: &dyn Skip,
-) -> Result<()> {
-    let mut builder = ignore::WalkBuilder::new(dir);
-    builder
-        .standard_filters(false)
-        .hidden(false)
-        .follow_links(false)
-        .git_ignore(!no_ignore)
-        .git_exclude(!no_ignore)
-        .ignore(!no_ignore)
-        .parents(!no_ignore)
-        .require_git(false)
-        .sort_by_file_name(|a, b| a.cmp(b));
-    let root = dir.to_path_buf();
-    builder.filter_entry(move |e| {
-        if e.path() == root {
-            return true;
-        }
-        no_ignore || e.file_name() != ".git"
-    });
-    for entry in builder.build() {
-        let entry = entry.with_context(|| format!("cannot walk {}", dir.display()))?;
-        let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-        if is_dir {
-            continue;
-        }
-        if skip.skip(entry.path()) {
-            continue;
-        }
-        found(entry.path());
-    }
-    Ok(())
 }
 
 /// What the stat cache remembers about one path.
@@ -324,21 +284,35 @@ pub fn ctime_ns(md: &Metadata) -> i64 {
     md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec()
 }
 
-/// The stat cache of one task: path bytes → entry. Loaded and saved as one blob so a
-/// hit reads one row, whatever the number of files.
-#[derive(Debug, Default, Clone)]
+/// The stat cache of one task: (path bytes, entry), sorted by path bytes. Loaded and
+/// saved as one blob so a hit reads one row, whatever the number of files; looked up
+/// by binary search (no hashing of 10,000 paths on every hit).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct StatCache {
-    pub entries: HashMap<Vec<u8>, StatEntry>,
+    pub entries: Vec<(Vec<u8>, StatEntry)>,
 }
 
 impl StatCache {
+    pub fn get(&self, path: &[u8]) -> Option<&StatEntry> {
+        self.entries
+            .binary_search_by(|(p, _)| p.as_slice().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i].1)
+    }
+
+    /// Restores the sort order after inserting out of order.
+    pub fn normalize(&mut self) {
+        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
+        self.entries.dedup_by(|a, b| a.0 == b.0);
+    }
+
     pub fn decode(buf: &[u8]) -> Result<Self> {
         let mut d = Decoder::new(buf);
-        if d.u64()? != 1 {
+        if d.u64()? != 2 {
             bail!("unknown stat cache format");
         }
         let n = d.count()?;
-        let mut entries = HashMap::with_capacity(n);
+        let mut entries = Vec::with_capacity(n);
         for _ in 0..n {
             let path = d.vec()?;
             let e = StatEntry {
@@ -351,14 +325,18 @@ impl StatCache {
                 hash: d.hash()?,
                 hashed_at_ns: d.i64()?,
             };
-            entries.insert(path, e);
+            entries.push((path, e));
         }
-        Ok(Self { entries })
+        let mut c = Self { entries };
+        if !c.entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            c.normalize();
+        }
+        Ok(c)
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();
-        e.u64(1).u64(self.entries.len() as u64);
+        e.u64(2).u64(self.entries.len() as u64);
         for (path, s) in &self.entries {
             e.bytes(path)
                 .u64(s.dev)
@@ -419,15 +397,23 @@ pub fn hash_reader(reader: &mut dyn std::io::Read, size_hint: u64) -> std::io::R
 /// The state of one path, using and refreshing the stat cache.
 pub fn path_state(
     path: &Path,
+    known: Option<&Metadata>,
     old: &StatCache,
     now_ns: impl Fn() -> i64,
 ) -> Result<(Vec<u8>, Option<StatEntry>)> {
-    let md = match std::fs::symlink_metadata(path) {
-        Ok(md) => md,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((b"absent".to_vec(), None))
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
+    let fetched;
+    let md = match known {
+        Some(md) => md,
+        None => match std::fs::symlink_metadata(path) {
+            Ok(md) => {
+                fetched = md;
+                &fetched
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((b"absent".to_vec(), None))
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
+        },
     };
     let ft = md.file_type();
     if ft.is_symlink() {
@@ -443,8 +429,8 @@ pub fn path_state(
         return Ok((what.as_bytes().to_vec(), None));
     }
     let key = path.as_os_str().as_bytes();
-    let entry = match old.entries.get(key) {
-        Some(e) if e.same_stat(&md) && !e.is_racy() => *e,
+    let entry = match old.get(key) {
+        Some(e) if e.same_stat(md) && !e.is_racy() => *e,
         _ => {
             let hashed_at_ns = now_ns();
             let hash = hash_file(path, md.size())
@@ -452,7 +438,7 @@ pub fn path_state(
             // The file may have changed while we read it: keep the stat taken after.
             let md2 = std::fs::symlink_metadata(path)
                 .with_context(|| format!("cannot stat {}", path.display()))?;
-            let hashed_at_ns = if mtime_ns(&md2) != mtime_ns(&md) || md2.size() != md.size() {
+            let hashed_at_ns = if mtime_ns(&md2) != mtime_ns(md) || md2.size() != md.size() {
                 i64::MIN // force a re-hash next time; the state below may already be stale
             } else {
                 hashed_at_ns
@@ -461,8 +447,8 @@ pub fn path_state(
                 dev: md.dev(),
                 ino: md.ino(),
                 size: md.size(),
-                mtime_ns: mtime_ns(&md),
-                ctime_ns: ctime_ns(&md),
+                mtime_ns: mtime_ns(md),
+                ctime_ns: ctime_ns(md),
                 mode: md.mode(),
                 hash,
                 hashed_at_ns,
@@ -475,32 +461,35 @@ pub fn path_state(
 }
 
 /// States of many paths, in parallel above a handful of files. Returns the states and
-/// the refreshed stat cache (only the paths seen now).
+/// adds the refreshed stat-cache entries (only the paths seen now) to `new_cache`.
 pub fn states(
     ws: &Workspace,
-    paths: &[PathBuf],
+    items: &[(PathBuf, Option<Metadata>)],
     kind: Kind,
     old: &StatCache,
     new_cache: &mut StatCache,
 ) -> Result<Vec<DepState>> {
-    let now = || crate::clock::real_now_ns();
+    let now = crate::clock::real_now_ns;
     type Found = (DepState, Option<(Vec<u8>, StatEntry)>);
-    let one = |p: &PathBuf| -> Result<Found> {
-        let (st, entry) = path_state(p, old, now)?;
+    let one = |(p, md): &(PathBuf, Option<Metadata>)| -> Result<Found> {
+        let (st, entry) = path_state(p, md.as_ref(), old, now)?;
         let dep = DepState::new(kind, ws.key_of(p), st);
         Ok((dep, entry.map(|e| (p.as_os_str().as_bytes().to_vec(), e))))
     };
-    let results: Vec<_> = if paths.len() >= 32 {
-        paths.par_iter().map(one).collect::<Result<_>>()?
+    let results: Vec<Found> = if items.len() >= 32 {
+        items.par_iter().map(one).collect::<Result<_>>()?
     } else {
-        paths.iter().map(one).collect::<Result<_>>()?
+        items.iter().map(one).collect::<Result<_>>()?
     };
     let mut deps = Vec::with_capacity(results.len());
     for (dep, entry) in results {
-        if let Some((k, e)) = entry {
-            new_cache.entries.insert(k, e);
+        if let Some(e) = entry {
+            new_cache.entries.push(e);
         }
         deps.push(dep);
+    }
+    if !new_cache.entries.windows(2).all(|w| w[0].0 < w[1].0) {
+        new_cache.normalize();
     }
     Ok(deps)
 }
@@ -545,18 +534,18 @@ mod tests {
         let stale_hex = blake3::hash(b"aaaa").to_hex().to_string();
 
         let mut racy_cache = StatCache::default();
-        racy_cache.entries.insert(
+        racy_cache.entries.push((
             key.clone(),
             entry(mtime_ns(&md).max(ctime_ns(&md)) + 1_000_000),
-        );
-        let (st, _) = path_state(&p, &racy_cache, || 0).unwrap();
+        ));
+        let (st, _) = path_state(&p, None, &racy_cache, || 0).unwrap();
         assert!(String::from_utf8(st).unwrap().contains(&fresh_hex));
 
         let mut safe_cache = StatCache::default();
         safe_cache
             .entries
-            .insert(key, entry(mtime_ns(&md) + 10_000_000_000));
-        let (st, _) = path_state(&p, &safe_cache, || 0).unwrap();
+            .push((key, entry(mtime_ns(&md) + 10_000_000_000)));
+        let (st, _) = path_state(&p, None, &safe_cache, || 0).unwrap();
         assert!(
             String::from_utf8(st).unwrap().contains(&stale_hex),
             "a safe entry with a matching stat is trusted without reading the file"
@@ -573,7 +562,7 @@ mod tests {
     #[test]
     fn stat_cache_roundtrip() {
         let mut c = StatCache::default();
-        c.entries.insert(
+        c.entries.push((
             b"/x".to_vec(),
             StatEntry {
                 dev: 1,
@@ -585,7 +574,7 @@ mod tests {
                 hash: [7; 32],
                 hashed_at_ns: 8,
             },
-        );
+        ));
         let d = StatCache::decode(&c.encode()).unwrap();
         assert_eq!(d.entries, c.entries);
         assert!(StatCache::decode(&c.encode()[..10]).is_err());

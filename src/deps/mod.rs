@@ -6,6 +6,7 @@ pub mod env;
 pub mod files;
 pub mod program;
 pub mod url;
+pub mod walk;
 
 use crate::encode::{Decoder, Encoder};
 use anyhow::{bail, Result};
@@ -126,10 +127,9 @@ pub fn diff(old: &[DepState], new: &[DepState]) -> Vec<(DepState, Change, Option
             None => out.push(((*n).clone(), Change::Added, None)),
             Some(o) if o.state != n.state => {
                 let detail = (n.kind == Kind::Url).then(|| {
-                    format!(
-                        "{} → {}",
-                        String::from_utf8_lossy(&o.state),
-                        String::from_utf8_lossy(&n.state)
+                    url::describe_change(
+                        &String::from_utf8_lossy(&o.state),
+                        &String::from_utf8_lossy(&n.state),
                     )
                 });
                 out.push(((*n).clone(), Change::Changed, detail))

@@ -1,39 +1,600 @@
-//! Remote (second-tier) caches shared across machines. Placeholder until the remote
-//! backends land: configuring one is reported, never silently ignored.
+//! Second-tier caches shared across machines: the `Remote` trait (one file per backend)
+//! and `Tier` (MACs, path checks, bounded retries, a per-run circuit breaker). A remote
+//! fault must never change a command's result; credentials must never be printed.
 
-use std::time::Duration;
+pub mod http;
+pub mod redis;
 
-use anyhow::Result;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
-use super::record::Record;
+use anyhow::{bail, Context, Result};
+
+use super::record::{BlobRef, Record};
 use super::Cache;
+use crate::encode::hex;
+use crate::spec::Workspace;
 
 #[derive(Debug, Clone)]
 pub struct RemoteConfig {
     pub url: String,
     pub read_only: bool,
+    /// Bound on every single network wait (connect, read, write) and on each operation's
+    /// retries.
     pub timeout: Duration,
+    /// `--ttl` of the run: remote keys expire after it where the backend supports it.
+    pub record_ttl: Option<Duration>,
+    pub verbose: bool,
 }
 
-/// The remote tier as `run` sees it.
-pub struct Tier {}
+/// A backend failure. `retry` says whether trying again may help (connection refused,
+/// timeout, 5xx, 429) or not (authentication, protocol, local disk).
+#[derive(Debug)]
+pub struct RemoteError {
+    pub retry: bool,
+    pub err: anyhow::Error,
+}
+
+impl RemoteError {
+    pub fn transient(err: impl Into<anyhow::Error>) -> Self {
+        Self {
+            retry: true,
+            err: err.into(),
+        }
+    }
+
+    pub fn fatal(err: impl Into<anyhow::Error>) -> Self {
+        Self {
+            retry: false,
+            err: err.into(),
+        }
+    }
+}
+
+pub type RResult<T> = std::result::Result<T, RemoteError>;
+
+/// The answer to a lease request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseTry {
+    Got,
+    /// Someone else holds it; their holder string.
+    Busy(String),
+    /// This backend has no leases (HTTP): single flight stays per machine.
+    Unsupported,
+}
+
+/// The second-tier store (DESIGN.md's Store trait, for remotes). Record ids and blob
+/// hashes are lowercase hex. Implementations bound every network wait by the configured
+/// timeout and never put credentials into error messages.
+pub trait Remote: Send + Sync {
+    /// The sealed record bytes, or `None` when there is no such record.
+    fn get_record(&self, id: &str) -> RResult<Option<Vec<u8>>>;
+    fn put_record(&self, id: &str, data: &[u8], ttl: Option<Duration>) -> RResult<()>;
+    fn has_blob(&self, blob: &BlobRef) -> RResult<bool>;
+    /// Streams a blob into `sink`; `Ok(false)` when the remote does not have (all of) it.
+    /// The caller verifies the bytes against the hash.
+    fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> RResult<bool>;
+    /// Stores `blob.size` bytes read from `src`; a reader never sees a partial blob as
+    /// present.
+    fn put_blob(&self, blob: &BlobRef, src: &mut dyn Read, ttl: Option<Duration>) -> RResult<()>;
+    fn try_lease(&self, _id: &str, _holder: &str, _ttl: Duration) -> RResult<LeaseTry> {
+        Ok(LeaseTry::Unsupported)
+    }
+    /// Extends a lease we hold; `Ok(false)` when it is no longer ours.
+    fn renew_lease(&self, _id: &str, _holder: &str, _ttl: Duration) -> RResult<bool> {
+        Ok(false)
+    }
+    /// Deletes a lease only if it is still ours.
+    fn release_lease(&self, _id: &str, _holder: &str) -> RResult<()> {
+        Ok(())
+    }
+}
+
+/// The URL with user, password and query removed: the only form ever printed.
+pub fn redact(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (s, r),
+        None => return "<invalid remote URL>".into(),
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or("");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    format!("{scheme}://{host}{path}")
+}
+
+/// The key under which a (task, state) record and its lease live on a remote.
+pub fn record_id(task: &[u8; 32], state: &[u8; 32]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"idem-remote-record-v1");
+    h.update(task);
+    h.update(state);
+    h.finalize().to_hex().to_string()
+}
+
+/// The MAC key derived from `IDEM_REMOTE_KEY`.
+pub fn mac_key(secret: &str) -> [u8; 32] {
+    blake3::derive_key("idem 2024 remote record MAC v1", secret.as_bytes())
+}
+
+const MAGIC: &[u8] = b"idem-remote-record\0";
+const ENVELOPE_VERSION: u8 = 1;
+
+/// Wraps canonical record bytes for upload: magic, version, optional keyed-blake3 MAC.
+pub fn seal(key: Option<&[u8; 32]>, record: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MAGIC.len() + 34 + record.len());
+    out.extend_from_slice(MAGIC);
+    out.push(ENVELOPE_VERSION);
+    match key {
+        Some(k) => {
+            out.push(1);
+            out.extend_from_slice(blake3::keyed_hash(k, record).as_bytes());
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(record);
+    out
+}
+
+/// Checks an envelope and returns the record bytes. With a key, a missing or wrong MAC
+/// is an error; without one, any MAC is ignored (it cannot be checked).
+pub fn unseal<'a>(key: Option<&[u8; 32]>, data: &'a [u8]) -> Result<&'a [u8]> {
+    let rest = data
+        .strip_prefix(MAGIC)
+        .context("not an idem remote record")?;
+    let (&version, rest) = rest.split_first().context("truncated remote record")?;
+    if version != ENVELOPE_VERSION {
+        bail!("remote record envelope version {version} is not supported by this idem");
+    }
+    let (&has_mac, rest) = rest.split_first().context("truncated remote record")?;
+    let (mac, body) = match has_mac {
+        0 => (None, rest),
+        1 if rest.len() >= 32 => (Some(&rest[..32]), &rest[32..]),
+        _ => bail!("malformed remote record envelope"),
+    };
+    if let Some(k) = key {
+        let Some(mac) = mac else {
+            bail!("it carries no MAC and IDEM_REMOTE_KEY is set");
+        };
+        let want = blake3::keyed_hash(k, body);
+        // blake3::Hash compares in constant time.
+        let got = blake3::Hash::from_bytes(<[u8; 32]>::try_from(mac).context("MAC has 32 bytes")?);
+        if want != got {
+            bail!("its MAC does not match (tampered, or signed with another IDEM_REMOTE_KEY)");
+        }
+    }
+    Ok(body)
+}
+
+const MAX_ATTEMPTS: u32 = 4;
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// A Redis lease lives this long without a heartbeat, so a dead host's claim expires.
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+
+/// The remote tier as `run` sees it: every method swallows remote faults (one warning,
+/// then the remote is skipped for the rest of the invocation).
+pub struct Tier {
+    backend: Arc<dyn Remote>,
+    name: String,
+    read_only: bool,
+    timeout: Duration,
+    record_ttl: Option<Duration>,
+    mac_key: Option<[u8; 32]>,
+    verbose: bool,
+    disabled: AtomicBool,
+}
+
+/// How a lease request ended.
+pub enum Claim {
+    Got(RemoteLease),
+    Busy(String),
+    /// No cross-host lease (backend without leases, read-only, remote down).
+    Unavailable,
+}
 
 impl Tier {
+    /// Parses the URL and builds the backend; connects lazily on first use. A URL that
+    /// cannot be understood is an error (the caller makes it a usage error).
     pub fn connect(cfg: &RemoteConfig) -> Result<Self> {
-        let _ = cfg;
-        anyhow::bail!("remote caches are not supported by this build yet")
+        let name = redact(&cfg.url);
+        let scheme = cfg
+            .url
+            .split_once("://")
+            .map(|(s, _)| s.to_ascii_lowercase());
+        let backend: Arc<dyn Remote> = match scheme.as_deref() {
+            Some("redis" | "rediss" | "redis+cluster" | "rediss+cluster") => {
+                Arc::new(redis::RedisRemote::new(&cfg.url, &name, cfg.timeout)?)
+            }
+            Some("http" | "https") => Arc::new(http::HttpRemote::new(&cfg.url, &name, cfg.timeout)?),
+            _ => bail!(
+                "unsupported remote URL '{name}': use redis://, rediss://, redis+cluster://, http:// or https://"
+            ),
+        };
+        let mac_key = std::env::var("IDEM_REMOTE_KEY")
+            .ok()
+            .filter(|k| !k.is_empty())
+            .map(|k| mac_key(&k));
+        Ok(Self::with_backend(backend, name, cfg, mac_key))
     }
 
-    /// On a local miss: fetch a record and its blobs into the local cache.
+    pub fn with_backend(
+        backend: Arc<dyn Remote>,
+        name: String,
+        cfg: &RemoteConfig,
+        mac_key: Option<[u8; 32]>,
+    ) -> Self {
+        Self {
+            backend,
+            name,
+            read_only: cfg.read_only,
+            timeout: cfg.timeout,
+            record_ttl: cfg.record_ttl,
+            mac_key,
+            verbose: cfg.verbose,
+            disabled: AtomicBool::new(false),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn is_disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
+    }
+
+    fn warn(&self, msg: impl std::fmt::Display) {
+        eprintln!("idem: warning: remote cache {}: {msg}", self.name);
+    }
+
+    /// Runs one remote operation with bounded retries (only for transient errors, only
+    /// while the operation is within its timeout). A final failure trips the breaker.
+    fn call<T>(&self, what: &str, mut op: impl FnMut() -> RResult<T>) -> Option<T> {
+        if self.is_disabled() {
+            return None;
+        }
+        let start = Instant::now();
+        let mut delay = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match op() {
+                Ok(v) => return Some(v),
+                Err(e) => {
+                    let jitter = Duration::from_millis(u64::from(
+                        crate::clock::real_now_ns().unsigned_abs() as u32 % 25,
+                    ));
+                    if e.retry
+                        && attempt < MAX_ATTEMPTS
+                        && start.elapsed() + delay + jitter < self.timeout
+                    {
+                        std::thread::sleep(delay + jitter);
+                        delay *= 2;
+                        attempt += 1;
+                        continue;
+                    }
+                    self.trip(what, &e.err);
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn trip(&self, what: &str, err: &anyhow::Error) {
+        if !self.disabled.swap(true, Ordering::Relaxed) {
+            self.warn(format!(
+                "{what} failed ({err:#}); skipping the remote for the rest of this run"
+            ));
+        }
+    }
+
+    /// On a local miss: fetch the record and its blobs (each verified) into the local
+    /// cache and return it as stored there. Anything wrong is a miss.
     pub fn lookup(
         &self,
-        _cache: &mut Cache,
-        _task: &[u8; 32],
-        _state: &[u8; 32],
+        cache: &mut Cache,
+        ws: &Workspace,
+        task: &[u8; 32],
+        state: &[u8; 32],
     ) -> Option<(i64, Record)> {
-        None
+        let id = record_id(task, state);
+        let data = self.call("record lookup", || self.backend.get_record(&id))??;
+        let rec = match self.check_record(&data, ws, task, state) {
+            Ok(r) => r,
+            Err(e) => {
+                self.warn(format!("ignoring record {id}: {e:#}"));
+                return None;
+            }
+        };
+        for blob in rec.blobs() {
+            if cache.blobs.contains(&blob) {
+                continue;
+            }
+            let got = self.call("blob download", || {
+                let mut w = cache.blobs.writer().map_err(RemoteError::fatal)?;
+                Ok(self.backend.get_blob(&blob, &mut w)?.then_some(w))
+            })?;
+            let Some(w) = got else {
+                if self.verbose {
+                    eprintln!(
+                        "idem: remote record {id} is missing blob {} (expired or evicted); treating it as a miss",
+                        hex(&blob.hash)
+                    );
+                }
+                return None;
+            };
+            if let Err(e) = w.finish_checked(&blob) {
+                self.warn(format!("ignoring record {id}: {e:#}"));
+                return None;
+            }
+        }
+        match cache.db.insert_record(&rec, crate::clock::now_ns()) {
+            Ok(local_id) => Some((local_id, rec)),
+            Err(e) => {
+                self.warn(format!("cannot store record {id} locally ({e:#})"));
+                None
+            }
+        }
     }
 
-    /// After a local record: upload blobs, then the record.
-    pub fn upload(&self, _cache: &Cache, _rec: &Record) {}
+    fn check_record(
+        &self,
+        data: &[u8],
+        ws: &Workspace,
+        task: &[u8; 32],
+        state: &[u8; 32],
+    ) -> Result<Record> {
+        let body = unseal(self.mac_key.as_ref(), data)?;
+        let rec = Record::decode(body).context("malformed record")?;
+        if &rec.task_key != task || &rec.state_key != state {
+            bail!("it belongs to another task or state");
+        }
+        // Whatever its MAC says: a record that would write outside the workspace is refused.
+        crate::outputs::validate(ws, &rec.outputs)?;
+        Ok(rec)
+    }
+
+    /// After a local record: upload its blobs, then the record (so no reader sees a
+    /// record whose blobs are missing). Failures warn once; they never fail the run.
+    pub fn upload(&self, cache: &mut Cache, rec: &Record) {
+        if self.read_only || self.is_disabled() {
+            return;
+        }
+        let id = record_id(&rec.task_key, &rec.state_key);
+        for blob in rec.blobs() {
+            let Some(has) = self.call("blob check", || self.backend.has_blob(&blob)) else {
+                return;
+            };
+            if has {
+                continue;
+            }
+            let mut file = match cache.blobs.open_verified(&blob) {
+                Ok(Some(f)) => f,
+                Ok(None) => continue,
+                Err(e) => {
+                    self.warn(format!("not uploading record {id}: {e:#}"));
+                    return;
+                }
+            };
+            let sent = self.call("blob upload", || {
+                file.seek(SeekFrom::Start(0))
+                    .context("cannot rewind a local blob")
+                    .map_err(RemoteError::fatal)?;
+                let mut limited = (&mut file as &mut File).take(blob.size);
+                self.backend.put_blob(&blob, &mut limited, self.record_ttl)
+            });
+            if sent.is_none() {
+                return;
+            }
+        }
+        let sealed = seal(self.mac_key.as_ref(), &rec.encode());
+        if self
+            .call("record upload", || {
+                self.backend.put_record(&id, &sealed, self.record_ttl)
+            })
+            .is_none()
+        {
+            return;
+        }
+        if let Err(e) = cache.db.add_stat("uploads", 1) {
+            eprintln!("idem: warning: cannot count the upload: {e:#}");
+        }
+        if self.verbose {
+            eprintln!("idem: uploaded to the remote cache {}", self.name);
+        }
+    }
+
+    /// Cross-host single flight: tries to take the remote lease for (task, state).
+    pub fn try_lease(&self, task: &[u8; 32], state: &[u8; 32]) -> Claim {
+        if self.read_only {
+            return Claim::Unavailable;
+        }
+        let id = record_id(task, state);
+        let holder = format!(
+            "{} pid {} {:x}",
+            crate::host::name(),
+            std::process::id(),
+            crate::clock::real_now_ns()
+        );
+        match self.call("lease", || self.backend.try_lease(&id, &holder, LEASE_TTL)) {
+            Some(LeaseTry::Got) => Claim::Got(RemoteLease::start(self.backend.clone(), id, holder)),
+            Some(LeaseTry::Busy(h)) => Claim::Busy(h),
+            Some(LeaseTry::Unsupported) | None => Claim::Unavailable,
+        }
+    }
+}
+
+/// A held remote lease: a heartbeat thread renews it; dropping it stops the heartbeat
+/// and releases the lease if it is still ours.
+pub struct RemoteLease {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    backend: Arc<dyn Remote>,
+    id: String,
+    holder: String,
+}
+
+impl RemoteLease {
+    fn start(backend: Arc<dyn Remote>, id: String, holder: String) -> Self {
+        let (tx, rx) = mpsc::channel::<()>();
+        let (b, i, h) = (backend.clone(), id.clone(), holder.clone());
+        let thread = std::thread::spawn(move || loop {
+            match rx.recv_timeout(LEASE_TTL / 3) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // A lost lease, or renewals failing until it expires, leave the
+                    // command running: the worst case is another host running it too,
+                    // never a wrong result. A failed renewal is retried next beat.
+                    if let Ok(false) = b.renew_lease(&i, &h, LEASE_TTL) {
+                        return;
+                    }
+                }
+                _ => return,
+            }
+        });
+        Self {
+            stop: Some(tx),
+            thread: Some(thread),
+            backend,
+            id,
+            holder,
+        }
+    }
+}
+
+impl Drop for RemoteLease {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = self.backend.release_lease(&self.id, &self.holder);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redact_removes_credentials_and_query() {
+        assert_eq!(
+            redact("redis://:s3cret@cache:6379/0"),
+            "redis://cache:6379/0"
+        );
+        assert_eq!(redact("https://u:p@h/x/y?token=z"), "https://h/x/y");
+        assert_eq!(
+            redact("redis+cluster://:pw@a:1,b:2"),
+            "redis+cluster://a:1,b:2"
+        );
+        assert_eq!(redact("nonsense"), "<invalid remote URL>");
+    }
+
+    /// A backend whose record lookups fail `fail` times (transiently or not), counting
+    /// every call.
+    struct Flaky {
+        fail: u32,
+        transient: bool,
+        calls: std::sync::atomic::AtomicU32,
+    }
+
+    impl Remote for Flaky {
+        fn get_record(&self, _id: &str) -> RResult<Option<Vec<u8>>> {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst);
+            if n < self.fail {
+                let e = anyhow::anyhow!("boom {n}");
+                return Err(if self.transient {
+                    RemoteError::transient(e)
+                } else {
+                    RemoteError::fatal(e)
+                });
+            }
+            Ok(None)
+        }
+        fn put_record(&self, _: &str, _: &[u8], _: Option<Duration>) -> RResult<()> {
+            Ok(())
+        }
+        fn has_blob(&self, _: &BlobRef) -> RResult<bool> {
+            Ok(true)
+        }
+        fn get_blob(&self, _: &BlobRef, _: &mut dyn Write) -> RResult<bool> {
+            Ok(false)
+        }
+        fn put_blob(&self, _: &BlobRef, _: &mut dyn Read, _: Option<Duration>) -> RResult<()> {
+            Ok(())
+        }
+    }
+
+    fn tier(fail: u32, transient: bool, timeout: Duration) -> (Tier, Arc<Flaky>) {
+        let backend = Arc::new(Flaky {
+            fail,
+            transient,
+            calls: Default::default(),
+        });
+        let cfg = RemoteConfig {
+            url: "redis://x".into(),
+            read_only: false,
+            timeout,
+            record_ttl: None,
+            verbose: false,
+        };
+        (
+            Tier::with_backend(backend.clone(), "test".into(), &cfg, None),
+            backend,
+        )
+    }
+
+    #[test]
+    fn transient_errors_are_retried_within_the_timeout() {
+        let (t, b) = tier(2, true, Duration::from_secs(5));
+        assert_eq!(t.call("lookup", || b.get_record("x")), Some(None));
+        assert_eq!(b.calls.load(Ordering::SeqCst), 3);
+        assert!(!t.is_disabled());
+    }
+
+    #[test]
+    fn repeated_failures_skip_the_remote_for_the_rest_of_the_run() {
+        let (t, b) = tier(u32::MAX, true, Duration::from_secs(5));
+        let start = Instant::now();
+        assert_eq!(t.call("lookup", || b.get_record("x")), None);
+        assert_eq!(b.calls.load(Ordering::SeqCst), MAX_ATTEMPTS);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(t.is_disabled());
+        assert_eq!(t.call("lookup", || b.get_record("x")), None);
+        assert_eq!(
+            b.calls.load(Ordering::SeqCst),
+            MAX_ATTEMPTS,
+            "a skipped remote was called"
+        );
+    }
+
+    #[test]
+    fn fatal_errors_and_short_timeouts_are_not_retried() {
+        let (t, b) = tier(1, false, Duration::from_secs(5));
+        assert_eq!(t.call("lookup", || b.get_record("x")), None);
+        assert_eq!(b.calls.load(Ordering::SeqCst), 1);
+        let (t, b) = tier(1, true, Duration::from_millis(10));
+        assert_eq!(t.call("lookup", || b.get_record("x")), None);
+        assert_eq!(b.calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn seal_and_unseal() {
+        let k = mac_key("secret");
+        let sealed = seal(Some(&k), b"record");
+        assert_eq!(unseal(Some(&k), &sealed).unwrap(), b"record");
+        assert_eq!(unseal(None, &sealed).unwrap(), b"record");
+        let mut bad = sealed.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(unseal(Some(&k), &bad).is_err());
+        assert!(unseal(Some(&mac_key("other")), &sealed).is_err());
+        let plain = seal(None, b"record");
+        assert!(unseal(Some(&k), &plain).is_err());
+        assert_eq!(unseal(None, &plain).unwrap(), b"record");
+        assert!(unseal(None, b"garbage").is_err());
+    }
 }

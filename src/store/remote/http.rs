@@ -1,0 +1,254 @@
+//! HTTP/WebDAV remote: plain GET/PUT/HEAD of `<prefix>/idem/v1/rec/<id>` and
+//! `<prefix>/idem/v1/blob/<hash>`, as nginx WebDAV and object-store gateways accept. It
+//! has no leases. Credentials (URL user:password, IDEM_REMOTE_TOKEN) are never printed.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+use super::{RResult, Remote, RemoteError};
+use crate::encode::hex;
+use crate::store::record::BlobRef;
+
+/// A record larger than this is refused rather than read into memory.
+const MAX_RECORD: u64 = 64 << 20;
+
+pub struct HttpRemote {
+    /// Scheme, host and path prefix, without credentials or a trailing slash.
+    base: String,
+    auth: Option<String>,
+    agent: ureq::Agent,
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for c in input.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            let digits = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+            if let Ok(v) = u8::from_str_radix(digits, 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Splits `scheme://user:pass@host/prefix` into the base without credentials and the
+/// `Authorization` header value they imply.
+fn split_credentials(url: &str) -> Result<(String, Option<String>)> {
+    let (scheme, rest) = url.split_once("://").context("missing ://")?;
+    if rest.contains(['?', '#']) {
+        bail!("a query or fragment is not allowed in an HTTP remote prefix");
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let (userinfo, host) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    if host.is_empty() {
+        bail!("no host");
+    }
+    if let Some((_, port)) = host.rsplit_once(':').filter(|_| !host.ends_with(']')) {
+        if port.parse::<u16>().is_err() {
+            bail!("invalid port '{port}'");
+        }
+    }
+    let auth = userinfo.map(|u| {
+        let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+        let pair = format!("{}:{}", percent_decode(user), percent_decode(pass));
+        format!("Basic {}", base64(pair.as_bytes()))
+    });
+    let base = format!(
+        "{}://{}{}",
+        scheme.to_ascii_lowercase(),
+        host,
+        path.trim_end_matches('/')
+    );
+    Ok((base, auth))
+}
+
+impl HttpRemote {
+    pub fn new(url: &str, name: &str, timeout: Duration) -> Result<Self> {
+        let (base, url_auth) =
+            split_credentials(url).with_context(|| format!("invalid HTTP remote URL '{name}'"))?;
+        let token = std::env::var("IDEM_REMOTE_TOKEN")
+            .ok()
+            .filter(|t| !t.is_empty());
+        let auth = token.map(|t| format!("Bearer {t}")).or(url_auth);
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(timeout)
+            .timeout_read(timeout)
+            .timeout_write(timeout)
+            .user_agent(concat!("idem/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Self { base, auth, agent })
+    }
+
+    fn url(&self, kind: &str, key: &str) -> String {
+        format!("{}/idem/v1/{kind}/{key}", self.base)
+    }
+
+    fn request(&self, method: &str, kind: &str, key: &str) -> ureq::Request {
+        let r = self.agent.request(method, &self.url(kind, key));
+        match &self.auth {
+            Some(a) => r.set("Authorization", a),
+            None => r,
+        }
+    }
+
+    /// Sends and maps the answer: `Ok(None)` for 404, transient for 5xx, 429 and
+    /// transport errors, fatal otherwise. Messages never contain credentials.
+    fn send(
+        &self,
+        what: &str,
+        res: std::result::Result<ureq::Response, ureq::Error>,
+    ) -> RResult<Option<ureq::Response>> {
+        match res {
+            Ok(r) => Ok(Some(r)),
+            Err(ureq::Error::Status(404, _)) => Ok(None),
+            Err(ureq::Error::Status(code, _)) => {
+                let err = anyhow!("{what}: HTTP {code}");
+                if code == 429 || code >= 500 {
+                    Err(RemoteError::transient(err))
+                } else {
+                    Err(RemoteError::fatal(err))
+                }
+            }
+            Err(ureq::Error::Transport(t)) => Err(RemoteError::transient(anyhow!(
+                "{what}: {}{}",
+                t.kind(),
+                t.message().map(|m| format!(": {m}")).unwrap_or_default()
+            ))),
+        }
+    }
+}
+
+impl Remote for HttpRemote {
+    fn get_record(&self, id: &str) -> RResult<Option<Vec<u8>>> {
+        let what = format!("GET rec/{id}");
+        let Some(resp) = self.send(&what, self.request("GET", "rec", id).call())? else {
+            return Ok(None);
+        };
+        let mut buf = Vec::new();
+        resp.into_reader()
+            .take(MAX_RECORD + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| RemoteError::transient(anyhow!("{what}: {e}")))?;
+        if buf.len() as u64 > MAX_RECORD {
+            return Err(RemoteError::fatal(anyhow!(
+                "{what}: record larger than {MAX_RECORD} bytes"
+            )));
+        }
+        Ok(Some(buf))
+    }
+
+    fn put_record(&self, id: &str, data: &[u8], _ttl: Option<Duration>) -> RResult<()> {
+        let what = format!("PUT rec/{id}");
+        let req = self
+            .request("PUT", "rec", id)
+            .set("Content-Type", "application/octet-stream");
+        self.send(&what, req.send_bytes(data))?;
+        Ok(())
+    }
+
+    fn has_blob(&self, blob: &BlobRef) -> RResult<bool> {
+        let h = hex(&blob.hash);
+        let what = format!("HEAD blob/{h}");
+        let Some(resp) = self.send(&what, self.request("HEAD", "blob", &h).call())? else {
+            return Ok(false);
+        };
+        // A partial or foreign object of the wrong length is as good as absent.
+        let len = resp
+            .header("Content-Length")
+            .and_then(|l| l.parse::<u64>().ok());
+        Ok(len.is_none_or(|l| l == blob.size))
+    }
+
+    fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> RResult<bool> {
+        let h = hex(&blob.hash);
+        let what = format!("GET blob/{h}");
+        let Some(resp) = self.send(&what, self.request("GET", "blob", &h).call())? else {
+            return Ok(false);
+        };
+        let mut body = resp.into_reader().take(blob.size + 1);
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let n = match body.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(RemoteError::transient(anyhow!("{what}: {e}"))),
+            };
+            sink.write_all(&buf[..n])
+                .context("cannot store a downloaded blob locally")
+                .map_err(RemoteError::fatal)?;
+        }
+        Ok(true)
+    }
+
+    fn put_blob(&self, blob: &BlobRef, src: &mut dyn Read, _ttl: Option<Duration>) -> RResult<()> {
+        let h = hex(&blob.hash);
+        let what = format!("PUT blob/{h}");
+        let req = self
+            .request("PUT", "blob", &h)
+            .set("Content-Type", "application/octet-stream")
+            .set("Content-Length", &blob.size.to_string());
+        self.send(&what, req.send(src))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"user:pa ss"), "dXNlcjpwYSBzcw==");
+    }
+
+    #[test]
+    fn credentials_leave_the_base() {
+        let (base, auth) = split_credentials("https://u:p%40ss@h:8080/cache/").unwrap();
+        assert_eq!(base, "https://h:8080/cache");
+        assert_eq!(auth.unwrap(), format!("Basic {}", base64(b"u:p@ss")));
+        let (base, auth) = split_credentials("http://h").unwrap();
+        assert_eq!(base, "http://h");
+        assert!(auth.is_none());
+        assert!(split_credentials("http:///x").is_err());
+        assert!(split_credentials("http://h:port/x").is_err());
+        assert!(split_credentials("http://h/x?sig=1").is_err());
+    }
+}

@@ -1,0 +1,392 @@
+//! Redis and Redis Cluster remote: records, chunked blobs and `SET NX PX` leases under
+//! `idem:v1:` keys, hash-tagged so a record and its lease share a cluster slot. It must
+//! never print the URL's password, and never wait on the network past the timeout.
+
+use std::io::{Read, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{ConnectionLike, RedisError, RedisResult};
+
+use super::{LeaseTry, RResult, Remote, RemoteError};
+use crate::encode::hex;
+use crate::store::record::BlobRef;
+
+/// Blobs are split into values of at most this size (Redis handles big values badly).
+pub const CHUNK: u64 = 4 << 20;
+
+pub fn record_key(id: &str) -> String {
+    format!("idem:v1:rec:{{{id}}}")
+}
+
+pub fn lease_key(id: &str) -> String {
+    format!("idem:v1:lease:{{{id}}}")
+}
+
+/// Chunk 0 lives at the bare key and is written last: its presence means "complete".
+pub fn blob_key(hash: &str, chunk: u64) -> String {
+    if chunk == 0 {
+        format!("idem:v1:blob:{{{hash}}}")
+    } else {
+        format!("idem:v1:blob:{{{hash}}}:{chunk}")
+    }
+}
+
+fn chunks(size: u64) -> u64 {
+    size.div_ceil(CHUNK).max(1)
+}
+
+#[derive(Clone)]
+enum Target {
+    Single(redis::Client),
+    Cluster(ClusterClient),
+}
+
+enum Conn {
+    Single(redis::Connection),
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
+        match self {
+            Conn::Single(c) => c,
+            Conn::Cluster(c) => c.as_mut(),
+        }
+    }
+}
+
+pub struct RedisRemote {
+    target: Target,
+    timeout: Duration,
+    /// Records and blobs.
+    main: Mutex<Option<Conn>>,
+    /// Leases, on their own connection so a long upload never delays a heartbeat.
+    lease: Mutex<Option<Conn>>,
+}
+
+/// `redis+cluster://[user:pass@]h1:p1,h2:p2` → one `redis://` URL per node.
+fn cluster_nodes(url: &str) -> Result<Vec<String>> {
+    let (scheme, rest) = url.split_once("://").context("missing ://")?;
+    let node_scheme = if scheme.eq_ignore_ascii_case("rediss+cluster") {
+        "rediss"
+    } else {
+        "redis"
+    };
+    let rest = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (userinfo, hosts) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    let mut nodes = Vec::new();
+    for hp in hosts.split(',').filter(|s| !s.is_empty()) {
+        let (host, port) = hp
+            .rsplit_once(':')
+            .with_context(|| format!("node '{hp}' needs host:port"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            bail!("node '{hp}' needs host:port");
+        }
+        nodes.push(match userinfo {
+            Some(u) => format!("{node_scheme}://{u}@{hp}"),
+            None => format!("{node_scheme}://{hp}"),
+        });
+    }
+    if nodes.is_empty() {
+        bail!("no cluster nodes: list them as redis+cluster://host1:port,host2:port");
+    }
+    Ok(nodes)
+}
+
+/// Whether retrying might help: network trouble and cluster reconfiguration do, a
+/// refused password or a wrong type does not.
+fn classify(what: &str, e: RedisError) -> RemoteError {
+    let transient = e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_refusal()
+        || e.is_connection_dropped()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            redis::ErrorKind::BusyLoadingError
+                | redis::ErrorKind::TryAgain
+                | redis::ErrorKind::ClusterDown
+                | redis::ErrorKind::MasterDown
+        );
+    let err = anyhow!("{what}: {e}");
+    if transient {
+        RemoteError::transient(err)
+    } else {
+        RemoteError::fatal(err)
+    }
+}
+
+impl RedisRemote {
+    pub fn new(url: &str, name: &str, timeout: Duration) -> Result<Self> {
+        let lower = url.to_ascii_lowercase();
+        let tls = lower.starts_with("rediss");
+        let certs = if tls { private_ca()? } else { None };
+        let target =
+            if lower.starts_with("redis+cluster://") || lower.starts_with("rediss+cluster://") {
+                let nodes = cluster_nodes(url)
+                    .with_context(|| format!("invalid Redis Cluster URL '{name}'"))?;
+                let mut builder = ClusterClient::builder(nodes)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(1);
+                if let Some(c) = certs {
+                    builder = builder.certs(c);
+                }
+                let client = builder
+                    .build()
+                    .map_err(|e| anyhow!("invalid Redis Cluster URL '{name}': {e}"))?;
+                Target::Cluster(client)
+            } else {
+                let client = match certs {
+                    Some(c) => redis::Client::build_with_tls(url, c),
+                    None => redis::Client::open(url),
+                }
+                .map_err(|e| anyhow!("invalid Redis URL '{name}': {e}"))?;
+                Target::Single(client)
+            };
+        Ok(Self {
+            target,
+            timeout,
+            main: Mutex::new(None),
+            lease: Mutex::new(None),
+        })
+    }
+
+    /// Connects within the timeout. The crate's own setup commands (CLIENT SETINFO,
+    /// CLUSTER SLOTS) read without a timeout, so a frozen server would hang them: the
+    /// setup runs on a helper thread that is abandoned when the timeout passes.
+    fn connect(&self) -> RedisResult<Conn> {
+        let target = self.target.clone();
+        let timeout = self.timeout;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(connect_blocking(&target, timeout));
+        });
+        match rx.recv_timeout(timeout) {
+            Ok(res) => res,
+            Err(_) => Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {timeout:?} while connecting"),
+            ))),
+        }
+    }
+
+    /// Runs `f` on a (re)connected connection; a broken connection is dropped so the
+    /// next attempt starts afresh.
+    fn with<T>(
+        &self,
+        slot: &Mutex<Option<Conn>>,
+        what: &str,
+        f: impl FnOnce(&mut dyn ConnectionLike) -> RedisResult<T>,
+    ) -> RResult<T> {
+        let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
+        let conn = match guard.take() {
+            Some(c) => c,
+            None => self.connect().map_err(|e| classify("connect", e))?,
+        };
+        let mut conn = conn;
+        let res = f(conn.as_dyn());
+        match &res {
+            Err(e) if e.is_io_error() || e.is_unrecoverable_error() => {}
+            _ => *guard = Some(conn),
+        }
+        res.map_err(|e| classify(what, e))
+    }
+}
+
+/// `IDEM_REMOTE_CA`: a PEM file of the CA that signed a `rediss://` server's certificate,
+/// for servers with a private CA (public CAs are trusted without it).
+fn private_ca() -> Result<Option<redis::TlsCertificates>> {
+    let Some(path) = std::env::var_os("IDEM_REMOTE_CA").filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read IDEM_REMOTE_CA {}",
+            std::path::Path::new(&path).display()
+        )
+    })?;
+    Ok(Some(redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    }))
+}
+
+fn connect_blocking(target: &Target, timeout: Duration) -> RedisResult<Conn> {
+    match target {
+        Target::Single(c) => {
+            let conn = c.get_connection_with_timeout(timeout)?;
+            conn.set_read_timeout(Some(timeout))?;
+            conn.set_write_timeout(Some(timeout))?;
+            Ok(Conn::Single(conn))
+        }
+        Target::Cluster(c) => {
+            let conn = c.get_connection()?;
+            conn.set_read_timeout(Some(timeout))?;
+            conn.set_write_timeout(Some(timeout))?;
+            Ok(Conn::Cluster(Box::new(conn)))
+        }
+    }
+}
+
+fn set_cmd(key: &str, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {
+    let mut c = redis::cmd("SET");
+    c.arg(key).arg(value);
+    if let Some(t) = ttl {
+        c.arg("PX").arg(t.as_millis().max(1) as u64);
+    }
+    c
+}
+
+const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end";
+const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+impl Remote for RedisRemote {
+    fn get_record(&self, id: &str) -> RResult<Option<Vec<u8>>> {
+        let key = record_key(id);
+        self.with(&self.main, &format!("GET {key}"), |c| {
+            redis::cmd("GET").arg(&key).query(c)
+        })
+    }
+
+    fn put_record(&self, id: &str, data: &[u8], ttl: Option<Duration>) -> RResult<()> {
+        let key = record_key(id);
+        self.with(&self.main, &format!("SET {key}"), |c| {
+            set_cmd(&key, data, ttl).query(c)
+        })
+    }
+
+    fn has_blob(&self, blob: &BlobRef) -> RResult<bool> {
+        let key = blob_key(&hex(&blob.hash), 0);
+        self.with(&self.main, &format!("EXISTS {key}"), |c| {
+            redis::cmd("EXISTS").arg(&key).query(c)
+        })
+    }
+
+    fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> RResult<bool> {
+        let h = hex(&blob.hash);
+        for i in 0..chunks(blob.size) {
+            let key = blob_key(&h, i);
+            let part: Option<Vec<u8>> = self.with(&self.main, &format!("GET {key}"), |c| {
+                redis::cmd("GET").arg(&key).query(c)
+            })?;
+            let Some(part) = part else {
+                return Ok(false);
+            };
+            sink.write_all(&part)
+                .context("cannot store a downloaded blob locally")
+                .map_err(RemoteError::fatal)?;
+        }
+        Ok(true)
+    }
+
+    fn put_blob(&self, blob: &BlobRef, src: &mut dyn Read, ttl: Option<Duration>) -> RResult<()> {
+        let h = hex(&blob.hash);
+        let read_chunk = |src: &mut dyn Read| -> RResult<Vec<u8>> {
+            let mut buf = Vec::new();
+            src.take(CHUNK)
+                .read_to_end(&mut buf)
+                .context("cannot read a local blob")
+                .map_err(RemoteError::fatal)?;
+            Ok(buf)
+        };
+        let first = read_chunk(src)?;
+        for i in 1..chunks(blob.size) {
+            let part = read_chunk(src)?;
+            let key = blob_key(&h, i);
+            self.with(&self.main, &format!("SET {key}"), |c| {
+                set_cmd(&key, &part, ttl).query::<()>(c)
+            })?;
+        }
+        let key = blob_key(&h, 0);
+        self.with(&self.main, &format!("SET {key}"), |c| {
+            set_cmd(&key, &first, ttl).query(c)
+        })
+    }
+
+    fn try_lease(&self, id: &str, holder: &str, ttl: Duration) -> RResult<LeaseTry> {
+        let key = lease_key(id);
+        let ms = ttl.as_millis() as u64;
+        self.with(&self.lease, &format!("SET NX {key}"), |c| {
+            let ok: Option<String> = redis::cmd("SET")
+                .arg(&key)
+                .arg(holder)
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .query(c)?;
+            if ok.is_some() {
+                return Ok(LeaseTry::Got);
+            }
+            let who: Option<String> = redis::cmd("GET").arg(&key).query(c)?;
+            Ok(LeaseTry::Busy(who.unwrap_or_else(|| "another host".into())))
+        })
+    }
+
+    fn renew_lease(&self, id: &str, holder: &str, ttl: Duration) -> RResult<bool> {
+        let key = lease_key(id);
+        let n: i64 = self.with(&self.lease, &format!("renew {key}"), |c| {
+            redis::cmd("EVAL")
+                .arg(RENEW)
+                .arg(1)
+                .arg(&key)
+                .arg(holder)
+                .arg(ttl.as_millis() as u64)
+                .query(c)
+        })?;
+        Ok(n == 1)
+    }
+
+    fn release_lease(&self, id: &str, holder: &str) -> RResult<()> {
+        let key = lease_key(id);
+        self.with(&self.lease, &format!("release {key}"), |c| {
+            redis::cmd("EVAL")
+                .arg(RELEASE)
+                .arg(1)
+                .arg(&key)
+                .arg(holder)
+                .query::<i64>(c)
+                .map(|_| ())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_and_lease_share_a_slot() {
+        let id = "ab".repeat(32);
+        let slot = |k: &str| redis::cluster_routing::get_slot(k.as_bytes());
+        assert_eq!(slot(&record_key(&id)), slot(&lease_key(&id)));
+        assert_eq!(slot(&blob_key(&id, 0)), slot(&blob_key(&id, 3)));
+    }
+
+    #[test]
+    fn cluster_urls() {
+        assert_eq!(
+            cluster_nodes("redis+cluster://:pw@a:1,b:2/").unwrap(),
+            vec!["redis://:pw@a:1", "redis://:pw@b:2"]
+        );
+        assert_eq!(
+            cluster_nodes("rediss+cluster://a:1").unwrap(),
+            vec!["rediss://a:1"]
+        );
+        assert!(cluster_nodes("redis+cluster://a").is_err());
+        assert!(cluster_nodes("redis+cluster://").is_err());
+    }
+
+    #[test]
+    fn chunk_count() {
+        assert_eq!(chunks(1), 1);
+        assert_eq!(chunks(CHUNK), 1);
+        assert_eq!(chunks(CHUNK + 1), 2);
+    }
+}

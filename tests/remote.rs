@@ -1,0 +1,1164 @@
+//! Shared remote caches against real servers on loopback (redis-server, a 3-node Redis
+//! Cluster, nginx WebDAV), each started by the test in a temp dir and killed on drop.
+//! Two "machines" are two workspaces with their own caches sharing one remote URL.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{require_binary, stderr, stdout, Ws};
+use idem::store::record::{OutputEntry, Record};
+use idem::store::remote;
+
+// ---------------------------------------------------------------------------------
+// Servers
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `ok` until it holds, failing the test after `limit`.
+fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child server process, killed (and reaped) on drop.
+struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    fn spawn(cmd: &mut Command, log: PathBuf) -> Proc {
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn server");
+        Proc { child, log }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One RESP command over a raw socket (readiness probes only).
+fn resp(port: u16, args: &[&str]) -> Option<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+    }
+    s.write_all(req.as_bytes()).ok()?;
+    let mut buf = vec![0u8; 8192];
+    let n = s.read(&mut buf).ok()?;
+    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+struct Redis {
+    procs: Vec<Proc>,
+    ports: Vec<u16>,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn spawn_node(dir: &Path, port: u16, extra: &[String]) -> Proc {
+        let mut cmd = Command::new("redis-server");
+        cmd.arg("--port")
+            .arg(port.to_string())
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .args(extra);
+        let p = Proc::spawn(&mut cmd, dir.join(format!("redis-{port}.log")));
+        wait_until(
+            Duration::from_secs(20),
+            "redis-server to answer PING",
+            || resp(port, &["PING"]).is_some_and(|r| r.starts_with("+PONG")),
+        );
+        p
+    }
+
+    /// A single redis-server; `None` (test skipped) when it is not installed.
+    fn start() -> Option<Redis> {
+        require_binary("redis-server")?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let p = Self::spawn_node(dir.path(), port, &[]);
+        Some(Redis {
+            procs: vec![p],
+            ports: vec![port],
+            _dir: dir,
+        })
+    }
+
+    /// Three masters, slots spread by `redis-cli --cluster create`.
+    fn start_cluster() -> Option<Redis> {
+        require_binary("redis-server")?;
+        require_binary("redis-cli")?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut procs = Vec::new();
+        let mut ports = Vec::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let conf = dir.path().join(format!("nodes-{port}.conf"));
+            let extra = vec![
+                "--cluster-enabled".to_string(),
+                "yes".to_string(),
+                "--cluster-config-file".to_string(),
+                conf.display().to_string(),
+                "--cluster-node-timeout".to_string(),
+                "5000".to_string(),
+            ];
+            procs.push(Self::spawn_node(dir.path(), port, &extra));
+            ports.push(port);
+        }
+        let mut create = Command::new("redis-cli");
+        create.arg("--cluster").arg("create");
+        for p in &ports {
+            create.arg(format!("127.0.0.1:{p}"));
+        }
+        let out = create
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "cluster create failed: {}",
+            stdout(&out)
+        );
+        for &p in &ports {
+            wait_until(Duration::from_secs(30), "cluster_state:ok", || {
+                resp(p, &["CLUSTER", "INFO"]).is_some_and(|r| r.contains("cluster_state:ok"))
+            });
+        }
+        Some(Redis {
+            procs,
+            ports,
+            _dir: dir,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.ports[0])
+    }
+
+    fn cluster_url(&self) -> String {
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("redis connection")
+    }
+
+    fn keys(&self, pattern: &str) -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg(pattern)
+            .query(&mut self.client())
+            .expect("KEYS")
+    }
+
+    fn dbsize(&self) -> i64 {
+        redis::cmd("DBSIZE")
+            .query(&mut self.client())
+            .expect("DBSIZE")
+    }
+
+    fn get(&self, key: &str) -> Vec<u8> {
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut self.client())
+            .expect("GET")
+    }
+
+    fn set(&self, key: &str, v: &[u8]) {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(v)
+            .query::<()>(&mut self.client())
+            .expect("SET")
+    }
+
+    /// The one record key on the server.
+    fn record_key(&self) -> String {
+        let keys = self.keys("idem:v1:rec:*");
+        assert_eq!(keys.len(), 1, "expected one remote record, got {keys:?}");
+        keys[0].clone()
+    }
+}
+
+struct Nginx {
+    _proc: Proc,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+const TOKEN: &str = "t0ken-that-must-never-be-printed";
+
+impl Nginx {
+    /// nginx with WebDAV PUT on `/cache/` (bearer token required) and a `/broken/`
+    /// prefix that always answers 503.
+    fn start() -> Option<Nginx> {
+        let bin = require_binary("nginx")?;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path().display().to_string();
+        std::fs::create_dir(dir.path().join("www")).expect("mkdir www");
+        let port = free_port();
+        let conf = format!(
+            r#"daemon off;
+master_process off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+  access_log off;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  server {{
+    listen 127.0.0.1:{port};
+    root {d}/www;
+    client_max_body_size 0;
+    location /broken/ {{ return 503; }}
+    location /cache/ {{
+      if ($http_authorization != "Bearer {TOKEN}") {{ return 401; }}
+      dav_methods PUT DELETE;
+      create_full_put_path on;
+      dav_access user:rw;
+    }}
+  }}
+}}
+"#
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
+        let mut cmd = Command::new(bin);
+        cmd.arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"));
+        let p = Proc::spawn(&mut cmd, dir.path().join("nginx.out"));
+        wait_until(
+            Duration::from_secs(20),
+            "nginx to accept connections",
+            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
+        Some(Nginx {
+            _proc: p,
+            port,
+            dir,
+        })
+    }
+
+    fn url(&self, prefix: &str) -> String {
+        format!("http://127.0.0.1:{}/{prefix}", self.port)
+    }
+
+    fn files(&self, sub: &str) -> Vec<PathBuf> {
+        let d = self.dir.path().join("www").join(sub);
+        std::fs::read_dir(d)
+            .map(|it| it.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Machines and the task they share
+
+/// A build step: counts its runs in a file shared by all machines, interleaves
+/// stdout/stderr and writes outputs (one executable, one binary) from its input.
+const BUILD: &str = r#"echo run >> "$0"; echo out1; echo err1 >&2; echo out2; mkdir -p dist/sub; cat src/in.txt > dist/app; chmod 755 dist/app; printf '\000\001bin' > dist/sub/data; echo err2 >&2"#;
+
+struct Fleet {
+    _dir: tempfile::TempDir,
+    counter: PathBuf,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let counter = dir.path().join("runs");
+        Fleet { _dir: dir, counter }
+    }
+
+    fn runs(&self) -> usize {
+        std::fs::read_to_string(&self.counter)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    }
+
+    fn machine(&self) -> Ws {
+        let ws = Ws::new();
+        ws.write("src/in.txt", "source v1\n");
+        ws
+    }
+}
+
+/// `idem run` on a machine, hermetic with respect to the remote's environment.
+fn idem(ws: &Ws, remote: &str, extra: &[&str], env: &[(&str, &str)], cmd: &[&str]) -> Command {
+    let mut args = vec!["run", "--remote", remote];
+    if !extra.contains(&"--remote-timeout") {
+        args.extend(["--remote-timeout", "2s"]);
+    }
+    args.extend_from_slice(extra);
+    args.push("--");
+    args.extend_from_slice(cmd);
+    let mut c = ws.idem(&args);
+    for v in [
+        "IDEM_REMOTE_CA",
+        "IDEM_REMOTE_KEY",
+        "IDEM_REMOTE_TOKEN",
+        "IDEM_REMOTE_READ_ONLY",
+    ] {
+        c.env_remove(v);
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c
+}
+
+/// Runs idem to completion, failing the test (not hanging it) past a generous bound.
+fn output(mut c: Command) -> Output {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn idem");
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().expect("stdout")));
+    let err = drain(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait idem") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("idem hung for 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+fn build_cmd(fleet: &Fleet) -> Vec<&str> {
+    vec![
+        "sh",
+        "-c",
+        BUILD,
+        fleet.counter.to_str().expect("utf-8 temp path"),
+    ]
+}
+
+fn build(fleet: &Fleet, ws: &Ws, remote: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut args = vec!["-f", "src/**", "-o", "dist/"];
+    args.extend_from_slice(extra);
+    output(idem(ws, remote, &args, env, &build_cmd(fleet)))
+}
+
+fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777
+}
+
+/// B replayed exactly what A produced: streams, exit code, output files and modes.
+fn assert_same_outcome(a: &Output, wa: &Ws, b: &Output, wb: &Ws) {
+    assert_eq!(a.status.code(), b.status.code(), "exit codes differ");
+    assert_eq!(stdout(a), stdout(b), "stdout differs");
+    assert_eq!(stderr(a), stderr(b), "stderr differs");
+    for f in ["dist/app", "dist/sub/data"] {
+        assert_eq!(wa.read(f), wb.read(f), "{f} differs");
+        assert_eq!(mode(&wa.path(f)), mode(&wb.path(f)), "{f} mode differs");
+    }
+}
+
+/// A counter: the database's value plus hits not yet folded in from `hits.log`.
+fn stat(ws: &Ws, name: &str) -> i64 {
+    let db = rusqlite::Connection::open(ws.cache.join("idem.db")).expect("open idem.db");
+    let folded: i64 = db
+        .query_row("SELECT value FROM stats WHERE name=?1", [name], |r| {
+            r.get(0)
+        })
+        .unwrap_or(0);
+    let log = std::fs::read_to_string(ws.cache.join("hits.log")).unwrap_or_default();
+    let pending = log
+        .lines()
+        .filter(|l| l.split_whitespace().nth(4) == Some(name))
+        .count();
+    folded + pending as i64
+}
+
+fn warnings(o: &Output) -> usize {
+    stderr(o)
+        .lines()
+        .filter(|l| l.contains("warning: remote cache"))
+        .count()
+}
+
+/// The whole two-machine story over one remote URL.
+fn two_machines_share(remote: &str, env: &[(&str, &str)]) -> (Ws, Ws) {
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.machine(), fleet.machine());
+    assert_ne!(a.root(), b.root());
+
+    let ra = build(&fleet, &a, remote, &[], env);
+    assert_eq!(ra.status.code(), Some(0), "A: {}", stderr(&ra));
+    assert_eq!(fleet.runs(), 1);
+    assert_eq!(stdout(&ra), "out1\nout2\n");
+    assert_eq!(stderr(&ra), "err1\nerr2\n", "A warned: {}", stderr(&ra));
+    assert_eq!(stat(&a, "uploads"), 1);
+
+    let rb = build(&fleet, &b, remote, &[], env);
+    assert_eq!(fleet.runs(), 1, "B ran the command: {}", stderr(&rb));
+    assert_same_outcome(&ra, &a, &rb, &b);
+    assert_eq!(stat(&b, "remote_hits"), 1);
+    assert_eq!(stat(&b, "hits"), 0);
+    assert_eq!(stat(&b, "uploads"), 0);
+
+    // B now has it locally: -v names the tier.
+    let rb2 = build(&fleet, &b, remote, &["-v"], env);
+    assert_eq!(fleet.runs(), 1);
+    assert!(
+        stderr(&rb2).contains("idem: hit (saved"),
+        "{}",
+        stderr(&rb2)
+    );
+    assert_eq!(stat(&b, "hits"), 1);
+
+    // A third machine says it came from the remote.
+    let c = fleet.machine();
+    let rc = build(&fleet, &c, remote, &["-v"], env);
+    assert_eq!(fleet.runs(), 1);
+    assert!(
+        stderr(&rc).contains("hit from the remote cache"),
+        "{}",
+        stderr(&rc)
+    );
+
+    // A changed input is a miss everywhere, and the new outcome is shared too.
+    b.write("src/in.txt", "source v2\n");
+    let rb3 = build(&fleet, &b, remote, &[], env);
+    assert_eq!(rb3.status.code(), Some(0));
+    assert_eq!(fleet.runs(), 2);
+    a.write("src/in.txt", "source v2\n");
+    let ra3 = build(&fleet, &a, remote, &[], env);
+    assert_eq!(fleet.runs(), 2, "A ran v2 again: {}", stderr(&ra3));
+    assert_eq!(a.read("dist/app"), b"source v2\n");
+    (a, b)
+}
+
+// ---------------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn redis_two_machines_share_outcomes() {
+    let Some(redis) = Redis::start() else { return };
+    two_machines_share(&redis.url(), &[]);
+    // Every key is namespaced, and a record and its blobs are all there.
+    let keys = redis.keys("*");
+    assert!(keys.iter().all(|k| k.starts_with("idem:v1:")), "{keys:?}");
+    assert_eq!(redis.keys("idem:v1:rec:*").len(), 2);
+    assert!(
+        redis.keys("idem:v1:lease:*").is_empty(),
+        "a lease was left behind"
+    );
+
+    // A failing step recorded with --cache-failures is shared with its exit code.
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.machine(), fleet.machine());
+    let fail = [
+        "sh",
+        "-c",
+        r#"echo run >> "$0"; echo failing; echo boom >&2; exit 3"#,
+        fleet.counter.to_str().expect("utf-8"),
+    ];
+    let ra = output(idem(&a, &redis.url(), &["--cache-failures"], &[], &fail));
+    let rb = output(idem(&b, &redis.url(), &["--cache-failures"], &[], &fail));
+    assert_eq!(fleet.runs(), 1);
+    assert_eq!(ra.status.code(), Some(3));
+    assert_eq!(rb.status.code(), Some(3));
+    assert_eq!(stdout(&ra), stdout(&rb));
+    assert_eq!(stderr(&ra), stderr(&rb));
+}
+
+#[test]
+fn redis_ttl_becomes_a_key_expiry() {
+    let Some(redis) = Redis::start() else { return };
+    let fleet = Fleet::new();
+    let a = fleet.machine();
+    let r = build(&fleet, &a, &redis.url(), &["--ttl", "1h"], &[]);
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let key = redis.record_key();
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query(&mut redis.client())
+        .expect("PTTL");
+    assert!(pttl > 3_500_000 && pttl <= 3_600_000, "record PTTL {pttl}");
+    for k in redis.keys("idem:v1:blob:*") {
+        let t: i64 = redis::cmd("PTTL")
+            .arg(&k)
+            .query(&mut redis.client())
+            .expect("PTTL");
+        assert!(t > 0, "blob {k} has no TTL");
+    }
+}
+
+#[test]
+fn redis_cluster_two_machines_share_outcomes() {
+    let Some(cluster) = Redis::start_cluster() else {
+        return;
+    };
+    two_machines_share(&cluster.cluster_url(), &[]);
+    check_leases(&cluster.cluster_url());
+    // The keys really are spread over the nodes (the blobs land on several slots).
+    let mut per_node = Vec::new();
+    for &p in &cluster.ports {
+        let r = resp(p, &["DBSIZE"]).unwrap_or_default();
+        per_node.push(r.trim().trim_start_matches(':').parse::<i64>().unwrap_or(0));
+    }
+    assert!(
+        per_node.iter().sum::<i64>() >= 4,
+        "keys per node: {per_node:?}"
+    );
+}
+
+#[test]
+fn webdav_two_machines_share_outcomes() {
+    let Some(nginx) = Nginx::start() else { return };
+    let url = nginx.url("cache/team");
+    let (a, b) = two_machines_share(&url, &[("IDEM_REMOTE_TOKEN", TOKEN)]);
+    assert_eq!(nginx.files("cache/team/idem/v1/rec").len(), 2);
+    assert!(nginx.files("cache/team/idem/v1/blob").len() >= 3);
+
+    // Without the token the server refuses: one warning (token never shown), and the
+    // command runs normally.
+    let fleet = Fleet::new();
+    let c = fleet.machine();
+    let rc = build(&fleet, &c, &url, &[], &[]);
+    assert_eq!(rc.status.code(), Some(0));
+    assert_eq!(fleet.runs(), 1);
+    assert_eq!(warnings(&rc), 1, "{}", stderr(&rc));
+    assert!(stderr(&rc).contains("HTTP 401"), "{}", stderr(&rc));
+
+    // user:password in the URL is sent as basic auth and never printed.
+    let with_pass = format!("http://bob:hunter2@127.0.0.1:{}/cache/team", nginx.port);
+    let rd = build(&fleet, &c, &with_pass, &["-v", "--force"], &[]);
+    for o in [&rc, &rd] {
+        assert!(
+            !stderr(o).contains(TOKEN) && !stderr(o).contains("hunter2"),
+            "{}",
+            stderr(o)
+        );
+    }
+    drop((a, b));
+}
+
+#[test]
+fn concurrent_runners_run_once_across_hosts() {
+    let Some(redis) = Redis::start() else { return };
+    let fleet = Fleet::new();
+    let release = fleet.counter.with_file_name("release");
+    let (a, b) = (fleet.machine(), fleet.machine());
+    // Counts its run, then blocks until the test releases it.
+    let script =
+        r#"echo run >> "$0"; while [ ! -e "$1" ]; do sleep 0.02; done; echo built; echo note >&2"#;
+    let cmd = [
+        "sh",
+        "-c",
+        script,
+        fleet.counter.to_str().expect("utf-8"),
+        release.to_str().expect("utf-8"),
+    ];
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (tx, rx) = mpsc::channel::<()>();
+    let mut children = Vec::new();
+    for ws in [&a, &b] {
+        let mut child = idem(ws, &redis.url(), &["-f", "src/**", "-v"], &[], &cmd)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn idem");
+        let err = child.stderr.take().expect("piped stderr");
+        let (log, tx) = (log.clone(), tx.clone());
+        let reader = std::thread::spawn(move || {
+            let mut all = String::new();
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if line.contains("waiting for") {
+                    let _ = tx.send(());
+                }
+                log.lock().expect("log").push(line.clone());
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        children.push((child, reader));
+    }
+    // One of them runs the command, the other waits on the Redis lease: only then is
+    // the runner released.
+    rx.recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| {
+            panic!(
+                "nobody waited on the remote lease: {:?}",
+                log.lock().map(|l| l.clone())
+            )
+        });
+    wait_until(Duration::from_secs(30), "the command to start", || {
+        fleet.runs() == 1
+    });
+    std::fs::write(&release, "").expect("release");
+    let mut outs = Vec::new();
+    for (mut child, reader) in children {
+        let mut out = String::new();
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut out)
+            .expect("read");
+        let status = child.wait().expect("wait");
+        let err = reader.join().expect("reader");
+        assert_eq!(status.code(), Some(0), "{err}");
+        outs.push((out, err));
+    }
+    assert_eq!(fleet.runs(), 1, "the command ran on both hosts: {outs:?}");
+    for (out, err) in &outs {
+        assert_eq!(out, "built\n");
+        assert!(err.contains("note\n"), "{err}");
+    }
+    assert!(
+        outs.iter()
+            .any(|(_, e)| e.contains("hit from the remote cache")),
+        "{outs:?}"
+    );
+    assert!(
+        redis.keys("idem:v1:lease:*").is_empty(),
+        "the lease was not released"
+    );
+}
+
+#[test]
+fn tampered_or_unsigned_remote_records_are_ignored() {
+    let Some(redis) = Redis::start() else { return };
+    let key = [("IDEM_REMOTE_KEY", "team-secret")];
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.machine(), fleet.machine());
+    let ra = build(&fleet, &a, &redis.url(), &[], &key);
+    assert_eq!(ra.status.code(), Some(0), "{}", stderr(&ra));
+
+    // Flip one byte of the record body (its exit code, its outputs, anything).
+    let rk = redis.record_key();
+    let mut data = redis.get(&rk);
+    let last = data.len() - 5;
+    data[last] ^= 0x01;
+    redis.set(&rk, &data);
+    let rb = build(&fleet, &b, &redis.url(), &[], &key);
+    assert_eq!(rb.status.code(), Some(0));
+    assert_eq!(fleet.runs(), 2, "a tampered record was replayed");
+    assert!(
+        stderr(&rb).contains("MAC does not match"),
+        "{}",
+        stderr(&rb)
+    );
+    assert_eq!(stdout(&rb), "out1\nout2\n");
+    assert_eq!(b.read("dist/app"), b"source v1\n");
+
+    // An unsigned record is refused by a reader holding a key.
+    let fleet = Fleet::new();
+    let (c, d) = (fleet.machine(), fleet.machine());
+    redis::cmd("FLUSHALL")
+        .query::<()>(&mut redis.client())
+        .expect("FLUSHALL");
+    let rc = build(&fleet, &c, &redis.url(), &[], &[]);
+    assert_eq!(rc.status.code(), Some(0));
+    let rd = build(&fleet, &d, &redis.url(), &[], &key);
+    assert_eq!(fleet.runs(), 2);
+    assert!(stderr(&rd).contains("carries no MAC"), "{}", stderr(&rd));
+    // A reader with the right key accepts what was signed with it.
+    let e = fleet.machine();
+    let rd2 = build(&fleet, &d, &redis.url(), &["--force"], &key);
+    assert_eq!(rd2.status.code(), Some(0));
+    let re = build(&fleet, &e, &redis.url(), &[], &key);
+    assert_eq!(fleet.runs(), 3, "{}", stderr(&re));
+}
+
+#[test]
+fn remote_records_escaping_the_workspace_are_never_restored() {
+    let Some(redis) = Redis::start() else { return };
+    let secret = "team-secret";
+    let key = [("IDEM_REMOTE_KEY", secret)];
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.machine(), fleet.machine());
+    let ra = build(&fleet, &a, &redis.url(), &[], &key);
+    assert_eq!(ra.status.code(), Some(0), "{}", stderr(&ra));
+
+    // Whoever holds the key (or can write a record) points an output at ../
+    let escape = format!("escaped-{}", std::process::id());
+    let rk = redis.record_key();
+    let mk = remote::mac_key(secret);
+    let data = redis.get(&rk);
+    let body = remote::unseal(Some(&mk), &data).expect("valid record");
+    let mut rec = Record::decode(body).expect("decode");
+    for o in &mut rec.outputs {
+        if let OutputEntry::File { path, .. } = o {
+            if path.as_slice() == b"dist/app" {
+                *path = format!("../{escape}").into_bytes();
+            }
+        }
+    }
+    redis.set(&rk, &remote::seal(Some(&mk), &rec.encode()));
+
+    let rb = build(&fleet, &b, &redis.url(), &[], &key);
+    assert_eq!(rb.status.code(), Some(0));
+    assert_eq!(fleet.runs(), 2, "the poisoned record was replayed");
+    assert!(
+        stderr(&rb).contains("escape the workspace"),
+        "{}",
+        stderr(&rb)
+    );
+    let outside = b.root().parent().expect("parent").join(&escape);
+    assert!(!outside.exists(), "{} was written", outside.display());
+    assert_eq!(b.read("dist/app"), b"source v1\n");
+}
+
+#[test]
+fn read_only_uploads_nothing() {
+    let Some(redis) = Redis::start() else { return };
+    let fleet = Fleet::new();
+    let (a, b, c, d) = (
+        fleet.machine(),
+        fleet.machine(),
+        fleet.machine(),
+        fleet.machine(),
+    );
+    let ra = build(&fleet, &a, &redis.url(), &["--remote-read-only"], &[]);
+    assert_eq!(ra.status.code(), Some(0));
+    assert_eq!(redis.dbsize(), 0, "--remote-read-only wrote to the remote");
+    assert_eq!(stat(&a, "uploads"), 0);
+    let rb = build(
+        &fleet,
+        &b,
+        &redis.url(),
+        &[],
+        &[("IDEM_REMOTE_READ_ONLY", "1")],
+    );
+    assert_eq!(rb.status.code(), Some(0));
+    assert_eq!(fleet.runs(), 2);
+    assert_eq!(
+        redis.dbsize(),
+        0,
+        "IDEM_REMOTE_READ_ONLY=1 wrote to the remote"
+    );
+    // A trusted job uploads; read-only jobs still read.
+    build(&fleet, &c, &redis.url(), &[], &[]);
+    assert_eq!(fleet.runs(), 3);
+    let before = redis.dbsize();
+    let rd = build(&fleet, &d, &redis.url(), &["--remote-read-only"], &[]);
+    assert_eq!(fleet.runs(), 3, "{}", stderr(&rd));
+    assert_same_outcome(&rd, &d, &build(&fleet, &c, &redis.url(), &[], &[]), &c);
+    assert_eq!(redis.dbsize(), before);
+}
+
+#[test]
+fn remote_stopped_midway_warns_and_never_hangs() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let fleet = Fleet::new();
+    let (a, b, c) = (fleet.machine(), fleet.machine(), fleet.machine());
+    let pid = redis.procs[0].pid().to_string();
+    // The step itself freezes the server between idem's lookup and its upload.
+    let script = r#"echo run >> "$0"; kill -STOP "$1"; echo built"#;
+    let cmd = [
+        "sh",
+        "-c",
+        script,
+        fleet.counter.to_str().expect("utf-8"),
+        &pid,
+    ];
+    let args = ["-f", "src/**", "--remote-timeout", "1s"];
+    let t = Instant::now();
+    let ra = output(idem(&a, &redis.url(), &args, &[], &cmd));
+    let took = t.elapsed();
+    assert_eq!(ra.status.code(), Some(0), "{}", stderr(&ra));
+    assert_eq!(stdout(&ra), "built\n");
+    assert_eq!(warnings(&ra), 1, "{}", stderr(&ra));
+    assert!(
+        took < Duration::from_secs(6),
+        "upload to a frozen server took {took:?}"
+    );
+
+    // Another machine against the frozen server: one warning, runs, bounded.
+    let t = Instant::now();
+    let plain = ["sh", "-c", r#"echo run >> "$0"; echo built"#, cmd[3]];
+    let rb = output(idem(&b, &redis.url(), &args, &[], &plain));
+    let took = t.elapsed();
+    assert_eq!(rb.status.code(), Some(0), "{}", stderr(&rb));
+    assert_eq!(stdout(&rb), "built\n");
+    assert_eq!(warnings(&rb), 1, "{}", stderr(&rb));
+    assert!(
+        took < Duration::from_secs(6),
+        "lookup on a frozen server took {took:?}"
+    );
+
+    // The server gone (connection refused): one warning, correct result.
+    redis.procs[0].kill();
+    let t = Instant::now();
+    let rc = build(&fleet, &c, &redis.url(), &[], &[]);
+    assert_eq!(rc.status.code(), Some(0));
+    assert_eq!(stdout(&rc), "out1\nout2\n");
+    assert_eq!(c.read("dist/app"), b"source v1\n");
+    assert_eq!(warnings(&rc), 1, "{}", stderr(&rc));
+    assert!(t.elapsed() < Duration::from_secs(6));
+    // Local hits never touch the remote, so they do not even warn.
+    let rc2 = build(&fleet, &c, &redis.url(), &[], &[]);
+    assert_eq!(warnings(&rc2), 0, "{}", stderr(&rc2));
+    assert_eq!(stderr(&rc2), "err1\nerr2\n");
+    let _ = redis.procs[0].log();
+}
+
+#[test]
+fn http_errors_are_retried_then_skipped() {
+    let Some(nginx) = Nginx::start() else { return };
+    let fleet = Fleet::new();
+    let a = fleet.machine();
+    let t = Instant::now();
+    let ra = build(
+        &fleet,
+        &a,
+        &nginx.url("broken/x"),
+        &["--remote-timeout", "1s"],
+        &[],
+    );
+    assert_eq!(ra.status.code(), Some(0));
+    assert_eq!(stdout(&ra), "out1\nout2\n");
+    assert_eq!(warnings(&ra), 1, "{}", stderr(&ra));
+    assert!(stderr(&ra).contains("HTTP 503"), "{}", stderr(&ra));
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn unreachable_remote_warns_once_and_runs() {
+    let fleet = Fleet::new();
+    let a = fleet.machine();
+    let port = free_port();
+    for url in [
+        format!("redis://:hunter2@127.0.0.1:{port}/0"),
+        format!("http://u:hunter2@127.0.0.1:{port}/cache"),
+        format!("redis+cluster://:hunter2@127.0.0.1:{port},127.0.0.1:{port}"),
+    ] {
+        let t = Instant::now();
+        let r = build(&fleet, &a, &url, &["--force"], &[]);
+        assert_eq!(r.status.code(), Some(0), "{url}: {}", stderr(&r));
+        assert_eq!(stdout(&r), "out1\nout2\n");
+        assert_eq!(warnings(&r), 1, "{url}: {}", stderr(&r));
+        assert!(!stderr(&r).contains("hunter2"), "{}", stderr(&r));
+        assert!(
+            t.elapsed() < Duration::from_secs(6),
+            "{url}: {:?}",
+            t.elapsed()
+        );
+    }
+}
+
+#[test]
+fn malformed_remote_url_is_a_usage_error() {
+    let fleet = Fleet::new();
+    let a = fleet.machine();
+    for url in [
+        "ftp://cache",
+        "cache.internal:6379",
+        "redis+cluster://",
+        "redis+cluster://host-without-port",
+        "http://host:port/x",
+        "redis://:pw@host:notaport",
+    ] {
+        let r = build(&fleet, &a, url, &[], &[]);
+        assert_eq!(r.status.code(), Some(2), "{url}: {}", stderr(&r));
+        assert_eq!(stderr(&r).lines().count(), 1, "{url}: {}", stderr(&r));
+        assert!(!stderr(&r).contains("pw@"), "{}", stderr(&r));
+    }
+    assert_eq!(fleet.runs(), 0);
+}
+
+#[test]
+fn large_blobs_are_chunked_in_redis() {
+    let Some(redis) = Redis::start() else { return };
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.machine(), fleet.machine());
+    // 9.5 MB of noise: three Redis values of at most 4 MiB.
+    let script =
+        r#"echo run >> "$0"; mkdir -p dist; head -c 9500000 /dev/urandom > dist/big; echo done"#;
+    let cmd = ["sh", "-c", script, fleet.counter.to_str().expect("utf-8")];
+    let ra = output(idem(&a, &redis.url(), &["-o", "dist/"], &[], &cmd));
+    assert_eq!(ra.status.code(), Some(0), "{}", stderr(&ra));
+    let chunks = redis.keys("idem:v1:blob:*:*");
+    assert_eq!(
+        chunks.len(),
+        2,
+        "expected chunks 1 and 2 besides chunk 0: {chunks:?}"
+    );
+    let rb = output(idem(&b, &redis.url(), &["-o", "dist/"], &[], &cmd));
+    assert_eq!(fleet.runs(), 1, "{}", stderr(&rb));
+    assert_eq!(stdout(&rb), "done\n");
+    assert_eq!(a.read("dist/big"), b.read("dist/big"));
+
+    // A missing chunk (evicted) is a miss, never a truncated file.
+    redis::cmd("DEL")
+        .arg(&chunks[0])
+        .query::<()>(&mut redis.client())
+        .expect("DEL");
+    let c = fleet.machine();
+    let rc = output(idem(&c, &redis.url(), &["-o", "dist/"], &[], &cmd));
+    assert_eq!(rc.status.code(), Some(0));
+    assert_eq!(fleet.runs(), 2, "{}", stderr(&rc));
+    assert_eq!(
+        std::fs::metadata(c.path("dist/big")).expect("big").len(),
+        9_500_000
+    );
+}
+
+#[test]
+fn a_dead_hosts_lease_expires_and_the_step_runs() {
+    let Some(redis) = Redis::start() else { return };
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.machine(), fleet.machine());
+    let ra = build(&fleet, &a, &redis.url(), &[], &[]);
+    assert_eq!(ra.status.code(), Some(0));
+    // Forget the record and leave a lease as if a host had died while running it.
+    let rk = redis.record_key();
+    let lease = rk.replace("idem:v1:rec:", "idem:v1:lease:");
+    redis::cmd("DEL")
+        .arg(&rk)
+        .query::<()>(&mut redis.client())
+        .expect("DEL");
+    redis::cmd("SET")
+        .arg(&lease)
+        .arg("deadhost pid 1 0")
+        .arg("PX")
+        .arg(1500)
+        .query::<()>(&mut redis.client())
+        .expect("SET");
+    let t = Instant::now();
+    let rb = build(&fleet, &b, &redis.url(), &["-v"], &[]);
+    assert_eq!(rb.status.code(), Some(0), "{}", stderr(&rb));
+    assert!(
+        stderr(&rb).contains("waiting for deadhost pid 1"),
+        "{}",
+        stderr(&rb)
+    );
+    assert_eq!(fleet.runs(), 2);
+    assert!(
+        t.elapsed() >= Duration::from_millis(1000),
+        "did not wait: {:?}",
+        t.elapsed()
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "waited too long: {:?}",
+        t.elapsed()
+    );
+    // With --no-wait a held lease means "busy" (exit 75), and nothing runs.
+    redis::cmd("SET")
+        .arg(&lease)
+        .arg("otherhost pid 2 0")
+        .arg("PX")
+        .arg(60_000)
+        .query::<()>(&mut redis.client())
+        .expect("SET");
+    let c = fleet.machine();
+    c.write("src/in.txt", "source v1\n");
+    redis::cmd("DEL")
+        .arg(&rk)
+        .query::<()>(&mut redis.client())
+        .expect("DEL");
+    let rc = build(&fleet, &c, &redis.url(), &["--no-wait"], &[]);
+    assert_eq!(rc.status.code(), Some(75), "{}", stderr(&rc));
+    assert_eq!(fleet.runs(), 2);
+}
+
+/// Lease semantics through the backend itself (works on a cluster, where a key may live
+/// on any node).
+fn check_leases(url: &str) {
+    use idem::store::remote::{redis::RedisRemote, LeaseTry, Remote};
+    let r = RedisRemote::new(url, "test", Duration::from_secs(2)).expect("remote");
+    for id in ["ab".repeat(32), "cd".repeat(32), "ef".repeat(32)] {
+        let ttl = Duration::from_secs(5);
+        let busy = |who: &str| Some(LeaseTry::Busy(who.into()));
+        assert_eq!(r.try_lease(&id, "one", ttl).ok(), Some(LeaseTry::Got));
+        assert_eq!(r.try_lease(&id, "two", ttl).ok(), busy("one"));
+        assert_eq!(r.renew_lease(&id, "two", ttl).ok(), Some(false));
+        assert_eq!(r.renew_lease(&id, "one", ttl).ok(), Some(true));
+        assert!(r.release_lease(&id, "two").is_ok());
+        assert_eq!(
+            r.try_lease(&id, "three", ttl).ok(),
+            busy("one"),
+            "a stranger released it"
+        );
+        assert!(r.release_lease(&id, "one").is_ok());
+        assert_eq!(r.try_lease(&id, "two", ttl).ok(), Some(LeaseTry::Got));
+        assert!(r.release_lease(&id, "two").is_ok());
+    }
+}
+
+#[test]
+fn redis_leases_are_exclusive_renewable_and_released_only_by_their_holder() {
+    let Some(redis) = Redis::start() else { return };
+    check_leases(&redis.url());
+    // Renewal really extends the expiry.
+    use idem::store::remote::{redis::RedisRemote, Remote};
+    let r = RedisRemote::new(&redis.url(), "test", Duration::from_secs(2)).expect("remote");
+    let id = "12".repeat(32);
+    r.try_lease(&id, "one", Duration::from_secs(5)).ok();
+    assert_eq!(
+        r.renew_lease(&id, "one", Duration::from_secs(60)).ok(),
+        Some(true)
+    );
+    let key = format!("idem:v1:lease:{{{id}}}");
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query(&mut redis.client())
+        .expect("PTTL");
+    assert!(pttl > 5_000, "renewal did not extend the lease: {pttl}");
+}
+
+/// A private CA and a server certificate for 127.0.0.1, made with openssl.
+fn make_certs(dir: &Path) -> bool {
+    let sh = |script: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext.cnf");
+    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=idem test CA'")
+        && sh("openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj '/CN=127.0.0.1'")
+        && sh("openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf")
+}
+
+#[test]
+fn rediss_with_a_private_ca() {
+    let Some(_) = require_binary("redis-server") else {
+        return;
+    };
+    let Some(_) = require_binary("openssl") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    assert!(
+        make_certs(dir.path()),
+        "openssl could not make test certificates"
+    );
+    let port = free_port();
+    let d = dir.path();
+    let mut cmd = Command::new("redis-server");
+    cmd.args([
+        "--port",
+        "0",
+        "--tls-port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+    ])
+    .args([
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--tls-auth-clients",
+        "no",
+    ])
+    .arg("--tls-cert-file")
+    .arg(d.join("srv.pem"))
+    .arg("--tls-key-file")
+    .arg(d.join("srv.key"))
+    .arg("--tls-ca-cert-file")
+    .arg(d.join("ca.pem"))
+    .arg("--dir")
+    .arg(d);
+    let _server = Proc::spawn(&mut cmd, d.join("redis.log"));
+    wait_until(Duration::from_secs(20), "redis-server TLS port", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let url = format!("rediss://127.0.0.1:{port}/0");
+    let ca = d.join("ca.pem").display().to_string();
+    let fleet = Fleet::new();
+    let (a, b, c) = (fleet.machine(), fleet.machine(), fleet.machine());
+    let ra = build(&fleet, &a, &url, &[], &[("IDEM_REMOTE_CA", &ca)]);
+    assert_eq!(ra.status.code(), Some(0));
+    assert_eq!(warnings(&ra), 0, "{}", stderr(&ra));
+    let rb = build(&fleet, &b, &url, &[], &[("IDEM_REMOTE_CA", &ca)]);
+    assert_eq!(fleet.runs(), 1, "{}", stderr(&rb));
+    assert_same_outcome(&ra, &a, &rb, &b);
+    // Without the CA the certificate is not trusted: one warning, and the step runs.
+    let rc = build(&fleet, &c, &url, &[], &[]);
+    assert_eq!(rc.status.code(), Some(0));
+    assert_eq!(fleet.runs(), 2);
+    assert_eq!(warnings(&rc), 1, "{}", stderr(&rc));
+    assert!(stderr(&rc).contains("certificate"), "{}", stderr(&rc));
+}
