@@ -992,3 +992,24 @@ fn gc_killed_at_random_moments_leaves_a_consistent_cache() {
     assert_consistent(&ws);
     assert_eq!(idem(&ws, &["verify"]).status.code(), Some(0));
 }
+
+#[test]
+fn explain_and_show_describe_url_changes() {
+    let ws = Ws::new();
+    ws.write("remote.txt", "v1");
+    let url = format!("file://{}", ws.path("remote.txt").display());
+    assert!(ws.run(&["-u", &url, "--", "true"]).status.success());
+    ws.write("remote.txt", "version 2");
+    let out = stdout(&idem(&ws, &["explain", "-u", &url, "--", "true"]));
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("url {url}: ")))
+        .unwrap_or_else(|| panic!("no url line: {out}"));
+    assert!(line.contains('→'), "{line}");
+    let v = json(&idem(&ws, &["explain", "--json", "-u", &url, "--", "true"]));
+    assert_eq!(v["changes"][0]["kind"], "url");
+    assert_eq!(v["changes"][0]["change"], "changed");
+    assert!(v["changes"][0]["detail"].as_str().unwrap().contains('→'));
+    let show = stdout(&idem(&ws, &["show", "1"]));
+    assert!(show.contains(&url), "{show}");
+}

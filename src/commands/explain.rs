@@ -76,7 +76,7 @@ pub fn compare(old: &[DepState], new: &[DepState]) -> Vec<Item> {
             };
             Item {
                 kind: d.kind,
-                name: String::from_utf8_lossy(&d.name).into_owned(),
+                name: ui::dep_name(d.kind, &d.name),
                 change,
                 detail: url_or_own_detail(
                     diff_detail,
@@ -178,7 +178,7 @@ fn closest(cur: &Current) -> Result<Option<Closest>> {
 }
 
 fn dep_label(kind: Kind, name: &[u8]) -> String {
-    format!("{} {}", kind.label(), String::from_utf8_lossy(name))
+    format!("{} {}", kind.label(), ui::dep_name(kind, name))
 }
 
 /// Entry point of `idem explain`.

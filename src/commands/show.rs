@@ -102,7 +102,7 @@ pub fn run(args: &ShowArgs) -> Result<i32> {
             "stderr": {"size": rec.stderr.size, "hash": hex(&rec.stderr.hash), "chunks": chunks(STDERR)},
             "dependencies": rec.deps.iter().map(|d| json!({
                 "kind": d.kind.label(),
-                "name": String::from_utf8_lossy(&d.name),
+                "name": ui::dep_name(d.kind, &d.name),
                 "state": printable_state(d),
             })).collect::<Vec<_>>(),
             "outputs": rec.outputs.iter().map(output_json).collect::<Vec<_>>(),
@@ -181,7 +181,7 @@ fn human(
     for d in &rec.deps {
         deps.row(vec![
             (format!("  {}", d.kind.label()), Style::Plain),
-            (String::from_utf8_lossy(&d.name).into_owned(), Style::Plain),
+            (ui::dep_name(d.kind, &d.name), Style::Plain),
             (short_state(&printable_state(d)), Style::Dim),
         ]);
     }

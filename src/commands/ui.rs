@@ -161,6 +161,16 @@ pub fn short_duration_ns(ns: i64) -> String {
     }
 }
 
+/// A dependency's name for output: URL passwords are masked (`user:***@host`).
+pub fn dep_name(kind: crate::deps::Kind, name: &[u8]) -> String {
+    let s = String::from_utf8_lossy(name);
+    if kind == crate::deps::Kind::Url {
+        crate::deps::url::redact(&s)
+    } else {
+        s.into_owned()
+    }
+}
+
 /// `2026-11-29 18:57:05Z` from nanoseconds since the epoch (UTC, proleptic Gregorian).
 pub fn utc(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
@@ -355,6 +365,14 @@ mod tests {
         assert_eq!(size(20 << 20), "20 MiB");
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
+    }
+
+    #[test]
+    fn url_passwords_are_masked() {
+        use crate::deps::Kind;
+        let n = dep_name(Kind::Url, b"https://me:hunter2@example.com/x");
+        assert!(!n.contains("hunter2") && n.contains("me:***@"), "{n}");
+        assert_eq!(dep_name(Kind::File, b"src/a.c"), "src/a.c");
     }
 
     #[test]
