@@ -61,3 +61,43 @@ fn style_bytes(bar: ProgressBar, total: Option<u64>, what: &str) -> ProgressBar 
     bar.set_message(what.to_string());
     bar
 }
+
+/// Runs `f`; if it takes longer than 300 ms and progress is enabled, a spinner on
+/// stderr shows `what` and `status()` (refreshed on every tick) until it returns.
+/// Costs nothing when progress is off (pipes, CI).
+pub fn during<T>(
+    mode: Progress,
+    what: &str,
+    status: &(dyn Fn() -> String + Sync),
+    f: impl FnOnce() -> T,
+) -> T {
+    if !enabled(mode) {
+        return f();
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            use std::sync::mpsc::RecvTimeoutError;
+            if rx.recv_timeout(Duration::from_millis(300)) != Err(RecvTimeoutError::Timeout) {
+                return;
+            }
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} idem: {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            loop {
+                bar.set_message(format!("{what}{}", status()));
+                bar.tick();
+                match rx.recv_timeout(Duration::from_millis(120)) {
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            }
+            bar.finish_and_clear();
+        });
+        let out = f();
+        drop(tx);
+        out
+    })
+}

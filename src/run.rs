@@ -509,14 +509,21 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
         (None, None)
     };
     let old_stat = load_stat_cache(cache, &p.task_key);
-    let mut snap = snapshot(
-        p,
-        args,
-        program.clone(),
-        &old_stat,
-        stdin_state.as_ref(),
-        None,
-        true,
+    let mut snap = crate::progress::during(
+        args.progress,
+        "hashing inputs",
+        &crate::deps::files::hashed_so_far,
+        || {
+            snapshot(
+                p,
+                args,
+                program.clone(),
+                &old_stat,
+                stdin_state.as_ref(),
+                None,
+                true,
+            )
+        },
     )?;
     fill_offline_urls(cache, p, &mut snap);
     let state_key = snap.state_key();
@@ -814,13 +821,17 @@ fn replay_record(
             return Ok(None);
         }
     };
-    if let Err(e) = crate::outputs::restore(
-        &p.ws,
-        &rec.outputs,
-        &cache.blobs,
-        &p.outputs,
-        args.clean_outputs,
-    ) {
+    let restored =
+        crate::progress::during(args.progress, "restoring outputs", &String::new, || {
+            crate::outputs::restore(
+                &p.ws,
+                &rec.outputs,
+                &cache.blobs,
+                &p.outputs,
+                args.clean_outputs,
+            )
+        });
+    if let Err(e) = restored {
         warn(format!(
             "cannot restore outputs ({e:#}); running the command"
         ));
