@@ -87,8 +87,19 @@ fn register_child(pid: u32) {
 }
 
 fn install_forwarding() {
+    unsafe {
+        // An inherited "ignore SIGCHLD" would make wait() fail after the command ran.
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+    }
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
         unsafe {
+            // A signal our caller ignores (nohup, `trap '' INT`, a background job) stays
+            // ignored, so the command inherits exactly what it would without idem.
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(sig, std::ptr::null(), &mut old);
+            if old.sa_sigaction == libc::SIG_IGN {
+                continue;
+            }
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = on_signal as *const () as usize;
             sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
@@ -169,7 +180,7 @@ pub fn run_captured(
         .context("child stderr is piped by construction")?;
 
     let mut complete = true;
-    let tee = tee_streams(child_out, child_err, &mut out_w, &mut err_w);
+    let tee = tee_streams(child.id(), child_out, child_err, &mut out_w, &mut err_w);
     let chunks = match tee {
         Ok((chunks, ok)) => {
             complete &= ok;
@@ -183,10 +194,18 @@ pub fn run_captured(
             Vec::new()
         }
     };
-    let status = child.wait().context("waiting for the command failed")?;
+    let status = child.wait();
     let duration = start.elapsed();
     CHILD_PID.store(0, Ordering::SeqCst);
-    let exit = status_to_exit(status);
+    // The command has run: whatever happens now, it must not run a second time.
+    let exit = match status {
+        Ok(status) => status_to_exit(status),
+        Err(e) => {
+            eprintln!("idem: warning: waiting for the command failed: {e}; not recorded");
+            complete = false;
+            Exit::Code(crate::exit::INTERNAL)
+        }
+    };
     let captured = if complete {
         match (out_w.finish(), err_w.finish()) {
             (Ok(stdout), Ok(stderr)) => Some(Captured {
@@ -210,10 +229,24 @@ pub fn run_captured(
     }))
 }
 
+/// How long idem keeps reading after the command exited while something it started
+/// in the background still holds its stdout/stderr open.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(1);
+
+/// A pollable fd that becomes readable when the process exits (Linux ≥ 5.3).
+fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
 /// Copies both pipes to our stdout/stderr as data arrives, recording (stream, length)
 /// in arrival order. Returns false in the second place when the capture is incomplete
-/// (one of our own streams was closed), so the run must not be recorded.
+/// (one of our own streams was closed, the cache could not take the bytes, or a
+/// background process kept the pipes open), so the run must not be recorded. A
+/// capture failure never stops the tee: the command's output always flows.
 fn tee_streams(
+    pid: u32,
     child_out: std::process::ChildStdout,
     child_err: std::process::ChildStderr,
     out_w: &mut BlobWriter,
@@ -224,27 +257,50 @@ fn tee_streams(
         Some(File::from(OwnedFd::from(child_out))),
         Some(File::from(OwnedFd::from(child_err))),
     ];
+    let mut exited = pidfd_open(pid);
+    let mut deadline: Option<Instant> = None;
     let mut chunks: Vec<(u8, u64)> = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut complete = true;
+    let mut capturing = true;
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
     while readers.iter().any(Option::is_some) {
-        let mut pfds: Vec<(usize, libc::pollfd)> = Vec::with_capacity(2);
+        let mut slots: Vec<usize> = Vec::with_capacity(3);
+        let mut raw: Vec<libc::pollfd> = Vec::with_capacity(3);
         for (i, r) in readers.iter().enumerate() {
             if let Some(f) = r {
-                pfds.push((
-                    i,
-                    libc::pollfd {
-                        fd: f.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                ));
+                slots.push(i);
+                raw.push(libc::pollfd {
+                    fd: f.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
             }
         }
-        let mut raw: Vec<libc::pollfd> = pfds.iter().map(|(_, p)| *p).collect();
-        let rc = unsafe { libc::poll(raw.as_mut_ptr(), raw.len() as libc::nfds_t, -1) };
+        if let Some(fd) = &exited {
+            slots.push(2);
+            raw.push(libc::pollfd {
+                fd: fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        let timeout_ms = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    eprintln!(
+                        "idem: warning: the command exited but a process it started still holds its output open; stopped reading, not recorded"
+                    );
+                    complete = false;
+                    break;
+                }
+                left.as_millis().min(i32::MAX as u128) as i32
+            }
+        };
+        let rc = unsafe { libc::poll(raw.as_mut_ptr(), raw.len() as libc::nfds_t, timeout_ms) };
         if rc < 0 {
             let err = std::io::Error::last_os_error();
             if err.kind() == std::io::ErrorKind::Interrupted {
@@ -252,11 +308,15 @@ fn tee_streams(
             }
             return Err(err).context("poll on the command's output failed");
         }
-        for (slot, p) in pfds.iter().zip(raw.iter()) {
+        for (&idx, p) in slots.iter().zip(raw.iter()) {
             if p.revents == 0 {
                 continue;
             }
-            let idx = slot.0;
+            if idx == 2 {
+                exited = None;
+                deadline = Some(Instant::now() + BACKGROUND_GRACE);
+                continue;
+            }
             let Some(reader) = readers[idx].as_mut() else {
                 continue;
             };
@@ -286,10 +346,19 @@ fn tee_streams(
                 complete = false;
                 continue;
             }
-            if idx == 0 {
-                out_w.write_all(data)?;
-            } else {
-                err_w.write_all(data)?;
+            if capturing {
+                let stored = if idx == 0 {
+                    out_w.write_all(data)
+                } else {
+                    err_w.write_all(data)
+                };
+                if let Err(e) = stored {
+                    eprintln!(
+                        "idem: warning: cannot store the command's output ({e}); not recorded"
+                    );
+                    capturing = false;
+                    complete = false;
+                }
             }
             let stream = if idx == 0 { STDOUT } else { STDERR };
             match chunks.last_mut() {

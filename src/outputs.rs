@@ -356,9 +356,9 @@ pub fn restore(
     for step in steps {
         match step {
             Step::Touch(target, mode) => {
-                let f = std::fs::File::options()
-                    .write(true)
-                    .open(&target)
+                // futimens needs ownership, not write permission: a 0444 output
+                // must still get its fresh mtime.
+                let f = std::fs::File::open(&target)
                     .with_context(|| format!("cannot open {}", target.display()))?;
                 f.set_modified(now)
                     .with_context(|| format!("cannot set the mtime of {}", target.display()))?;

@@ -137,6 +137,19 @@ pub fn prepare(args: &RunArgs) -> Result<Prepared> {
     })
 }
 
+/// Paths that are never inputs: declared outputs, and idem's own cache directory
+/// (a cache inside the workspace changes during every run).
+struct InputSkip<'a> {
+    outputs: &'a OutputSpecs,
+    cache_dir: Option<PathBuf>,
+}
+
+impl crate::deps::files::Skip for InputSkip<'_> {
+    fn skip(&self, abs: &std::path::Path) -> bool {
+        self.outputs.skip(abs) || self.cache_dir.as_ref().is_some_and(|c| abs.starts_with(c))
+    }
+}
+
 /// The current state of every dependency.
 pub struct Snapshot {
     pub deps: Vec<DepState>,
@@ -190,7 +203,11 @@ pub fn snapshot(
     warn_missing: bool,
 ) -> Result<Snapshot> {
     let mut new_cache = StatCache::default();
-    let resolved = p.file_specs.resolve(args.no_ignore, &p.outputs)?;
+    let skip = InputSkip {
+        outputs: &p.outputs,
+        cache_dir: p.cache_dir.as_ref().ok().map(|d| p.ws.absolute(d)),
+    };
+    let resolved = p.file_specs.resolve(args.no_ignore, &skip)?;
     if warn_missing {
         for m in &resolved.missing {
             warn(format!(
@@ -359,11 +376,15 @@ pub fn miss_reason(cache: &Cache, p: &Prepared, snap: &Snapshot) -> String {
 }
 
 /// Spools stdin to a temporary file, hashing it; the command later reads the same bytes.
-fn spool_stdin(dir: &std::path::Path) -> Result<(File, DepState)> {
-    std::fs::create_dir_all(dir).ok();
-    let mut tmp = tempfile::tempfile_in(dir)
-        .or_else(|_| tempfile::tempfile())
-        .context("cannot create a temporary file for stdin")?;
+fn spool_stdin(dir: Option<&std::path::Path>) -> Result<(File, DepState)> {
+    let in_cache = dir.and_then(|d| {
+        std::fs::create_dir_all(d).ok()?;
+        tempfile::tempfile_in(d).ok()
+    });
+    let mut tmp = match in_cache {
+        Some(f) => f,
+        None => tempfile::tempfile().context("cannot create a temporary file for stdin")?,
+    };
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut input = std::io::stdin().lock();
@@ -411,6 +432,26 @@ fn exec_command(
 /// Entry point of `idem run`. Returns the exit code.
 pub fn run(args: &RunArgs) -> Result<i32> {
     let p = prepare(args)?;
+    // Spooled before anything can fail, so that whatever happens to the cache the
+    // command still gets every byte of its stdin.
+    let spooled = if args.stdin {
+        let dir = p
+            .cache_dir
+            .as_ref()
+            .ok()
+            .map(|d| d.join("blobs").join("tmp"));
+        Some(spool_stdin(dir.as_deref())?)
+    } else {
+        None
+    };
+    let stdin_for_fallback = || {
+        spooled.as_ref().and_then(|(f, _)| {
+            use std::io::Seek;
+            let mut f = f.try_clone().ok()?;
+            f.seek(std::io::SeekFrom::Start(0)).ok()?;
+            Some(f)
+        })
+    };
     let cache = match p.cache_dir.as_ref() {
         Ok(dir) => Cache::open_for_run(dir),
         Err(e) => Err(anyhow::anyhow!("{e:#}")),
@@ -421,14 +462,17 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             warn(format!(
                 "cache unavailable ({e:#}); running the command uncached"
             ));
-            return Ok(run_uncached(&p, args));
+            return Ok(run_uncached(&p, args, stdin_for_fallback()));
         }
     };
-    match run_cached(&p, args, &mut cache) {
+    let for_cached = spooled
+        .as_ref()
+        .and_then(|(f, s)| Some((f.try_clone().ok()?, s.clone())));
+    match run_cached(&p, args, &mut cache, for_cached) {
         Ok(code) => Ok(code),
         Err(Fault::BeforeRun(e)) => {
             warn(format!("cache error ({e:#}); running the command uncached"));
-            Ok(run_uncached(&p, args))
+            Ok(run_uncached(&p, args, stdin_for_fallback()))
         }
         Err(Fault::Usage(e)) => Err(e),
     }
@@ -450,7 +494,7 @@ impl From<anyhow::Error> for Fault {
     }
 }
 
-fn run_uncached(p: &Prepared, args: &RunArgs) -> i32 {
+fn run_uncached(p: &Prepared, args: &RunArgs, stdin: Option<File>) -> i32 {
     let program = match resolve_program(p) {
         Ok(path) => path,
         Err(ProgramError::NotFound(m)) => {
@@ -462,7 +506,7 @@ fn run_uncached(p: &Prepared, args: &RunArgs) -> i32 {
             return exit::NOT_EXECUTABLE;
         }
     };
-    let mut cmd = exec_command(p, args, program, None);
+    let mut cmd = exec_command(p, args, program, stdin);
     match exec::run_plain(&mut cmd) {
         Ok(exit) => exit.code(),
         Err((code, msg)) => {
@@ -490,7 +534,12 @@ fn connect_remote(args: &RunArgs) -> Result<Option<Tier>> {
         .map_err(|e| exit::usage(format!("--remote/IDEM_REMOTE: {e:#}")))
 }
 
-fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::Result<i32, Fault> {
+fn run_cached(
+    p: &Prepared,
+    args: &RunArgs,
+    cache: &mut Cache,
+    spooled: Option<(File, DepState)>,
+) -> std::result::Result<i32, Fault> {
     let program = match resolve_program(p) {
         Ok(path) => path,
         Err(ProgramError::NotFound(m)) => {
@@ -502,11 +551,9 @@ fn run_cached(p: &Prepared, args: &RunArgs, cache: &mut Cache) -> std::result::R
             return Ok(exit::NOT_EXECUTABLE);
         }
     };
-    let (stdin_file, stdin_state) = if args.stdin {
-        let (f, s) = spool_stdin(&cache.blobs.dir().join("tmp"))?;
-        (Some(f), Some(s))
-    } else {
-        (None, None)
+    let (stdin_file, stdin_state) = match spooled {
+        Some((f, s)) => (Some(f), Some(s)),
+        None => (None, None),
     };
     let old_stat = load_stat_cache(cache, &p.task_key);
     let mut snap = crate::progress::during(
@@ -780,6 +827,11 @@ fn try_replay(
     let Some((id, rec)) = found else {
         return Ok(Replay::Miss);
     };
+    if rec.exit_code != 0 && !args.cache_failures {
+        // A failure recorded under --cache-failures is not replayed to callers who
+        // did not ask for failures to be cached: they run, and may succeed.
+        return Ok(Replay::Miss);
+    }
     if let Some(ttl) = args.ttl {
         if age_ns(&rec, now) > ttl.as_nanos() as i64 {
             if args.verbose {
@@ -1139,17 +1191,21 @@ fn record(
         host: crate::host::name(),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    cache.db.insert_record(&rec, now)?;
+    let argv_text = p.spec.display_argv();
+    let counted = exec_key.filter(|_| exit_code == 0);
+    cache.db.insert_record_counting(
+        &rec,
+        now,
+        counted
+            .as_ref()
+            .map(|(k, id)| (*k, &id[..], argv_text.as_str())),
+    )?;
     if after.stat_cache.entries != snap.stat_cache.entries {
-        cache
+        if let Err(e) = cache
             .db
-            .save_stat_cache(&p.task_key, &after.stat_cache.encode())?;
-    }
-    if let Some((key, identity)) = exec_key {
-        if exit_code == 0 {
-            cache
-                .db
-                .count_exec_success(key, &identity, &p.spec.display_argv(), now)?;
+            .save_stat_cache(&p.task_key, &after.stat_cache.encode())
+        {
+            warn(format!("cannot save the stat cache: {e:#}"));
         }
     }
     if let Some(r) = remote {

@@ -117,16 +117,49 @@ fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
     v
 }
 
+/// A path spec in the form that enters the task key: an absolute path inside the
+/// workspace root is rewritten relative to the root (`@root/src/**`), so two checkouts
+/// at different paths share keys even when a Makefile passes `$(CURDIR)/src`.
+fn portable_spec(spec: &OsString, ws: &Workspace) -> OsString {
+    let bytes = spec.as_bytes();
+    let (bang, rest) = match bytes.strip_prefix(b"!") {
+        Some(r) => (&b"!"[..], r),
+        None => (&b""[..], bytes),
+    };
+    let path = Path::new(OsStr::from_bytes(rest));
+    if !path.is_absolute() {
+        return spec.clone();
+    }
+    match normalize(path).strip_prefix(&ws.root) {
+        Ok(rel) => {
+            let mut out = bang.to_vec();
+            out.extend_from_slice(b"@root/");
+            out.extend_from_slice(rel.as_os_str().as_bytes());
+            OsString::from_vec(out)
+        }
+        Err(_) => spec.clone(),
+    }
+}
+
+fn portable(specs: &[OsString], ws: &Workspace) -> Vec<OsString> {
+    sorted(
+        &specs
+            .iter()
+            .map(|s| portable_spec(s, ws))
+            .collect::<Vec<_>>(),
+    )
+}
+
 impl TaskSpec {
     pub fn from_args(args: &RunArgs, ws: &Workspace) -> Self {
         Self {
             argv: args.command.clone(),
             cwd_key: ws.key_of(&ws.cwd),
-            files: sorted(&args.files),
+            files: portable(&args.files, ws),
             envs: sorted(&args.envs),
             urls: sorted(&args.urls),
             url_contents: sorted(&args.url_contents),
-            outputs: sorted(&args.outputs),
+            outputs: portable(&args.outputs, ws),
             scope: args.scope.clone(),
             exec_key: args.key.clone(),
             no_ignore: args.no_ignore,

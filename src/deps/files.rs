@@ -407,12 +407,19 @@ pub fn hash_reader(reader: &mut dyn std::io::Read, size_hint: u64) -> std::io::R
 }
 
 /// The state of one path, using and refreshing the stat cache.
+/// A stat-cache entry with the path bytes it is keyed by.
+pub type CacheEntry = (Vec<u8>, StatEntry);
+
+/// A path's state and, for regular files, the stat-cache entry to keep (keyed by the
+/// path it describes). A symlink's state is its target text and, when it leads to a
+/// regular file, that file's content too: editing the file behind `cfg -> shared/cfg`
+/// must be a change. Directories behind links are not walked.
 pub fn path_state(
     path: &Path,
     known: Option<&Metadata>,
     old: &StatCache,
     now_ns: impl Fn() -> i64,
-) -> Result<(Vec<u8>, Option<StatEntry>)> {
+) -> Result<(Vec<u8>, Option<CacheEntry>)> {
     let fetched;
     let md = match known {
         Some(md) => md,
@@ -433,6 +440,18 @@ pub fn path_state(
             .with_context(|| format!("cannot read symlink {}", path.display()))?;
         let mut st = b"symlink:".to_vec();
         st.extend_from_slice(target.as_os_str().as_bytes());
+        let real = std::fs::canonicalize(path).ok();
+        let real_md = real
+            .as_ref()
+            .and_then(|r| std::fs::symlink_metadata(r).ok());
+        if let (Some(real), Some(real_md)) = (real, real_md) {
+            if real_md.is_file() {
+                let entry = file_entry(&real, &real_md, old, &now_ns)?;
+                st.extend_from_slice(b";");
+                st.extend_from_slice(&file_state(&entry, &real_md));
+                return Ok((st, Some((real.as_os_str().as_bytes().to_vec(), entry))));
+            }
+        }
         return Ok((st, None));
     }
     if !ft.is_file() {
@@ -440,38 +459,55 @@ pub fn path_state(
         let what = if ft.is_dir() { "dir" } else { "special" };
         return Ok((what.as_bytes().to_vec(), None));
     }
-    let key = path.as_os_str().as_bytes();
-    let entry = match old.get(key) {
-        Some(e) if e.same_stat(md) && !e.is_racy() => *e,
-        _ => {
-            let hashed_at_ns = now_ns();
-            HASHED_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            HASHED_BYTES.fetch_add(md.size(), std::sync::atomic::Ordering::Relaxed);
-            let hash = hash_file(path, md.size())
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            // The file may have changed while we read it: keep the stat taken after.
-            let md2 = std::fs::symlink_metadata(path)
-                .with_context(|| format!("cannot stat {}", path.display()))?;
-            let hashed_at_ns = if mtime_ns(&md2) != mtime_ns(md) || md2.size() != md.size() {
-                i64::MIN // force a re-hash next time; the state below may already be stale
-            } else {
-                hashed_at_ns
-            };
-            StatEntry {
-                dev: md.dev(),
-                ino: md.ino(),
-                size: md.size(),
-                mtime_ns: mtime_ns(md),
-                ctime_ns: ctime_ns(md),
-                mode: md.mode(),
-                hash,
-                hashed_at_ns,
-            }
-        }
-    };
+    let entry = file_entry(path, md, old, &now_ns)?;
+    Ok((
+        file_state(&entry, md),
+        Some((path.as_os_str().as_bytes().to_vec(), entry)),
+    ))
+}
+
+fn file_state(entry: &StatEntry, md: &Metadata) -> Vec<u8> {
     let exec = if md.mode() & 0o111 != 0 { "+x" } else { "" };
-    let st = format!("blake3:{}{exec}", blake3::Hash::from(entry.hash).to_hex());
-    Ok((st.into_bytes(), Some(entry)))
+    format!("blake3:{}{exec}", blake3::Hash::from(entry.hash).to_hex()).into_bytes()
+}
+
+/// The stat-cache entry of a regular file: the cached one when its stat is unchanged
+/// and it is not racy, else a fresh hash.
+fn file_entry(
+    path: &Path,
+    md: &Metadata,
+    old: &StatCache,
+    now_ns: &dyn Fn() -> i64,
+) -> Result<StatEntry> {
+    let key = path.as_os_str().as_bytes();
+    if let Some(e) = old.get(key) {
+        if e.same_stat(md) && !e.is_racy() {
+            return Ok(*e);
+        }
+    }
+    let hashed_at_ns = now_ns();
+    HASHED_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    HASHED_BYTES.fetch_add(md.size(), std::sync::atomic::Ordering::Relaxed);
+    let hash =
+        hash_file(path, md.size()).with_context(|| format!("cannot read {}", path.display()))?;
+    // The file may have changed while we read it: then never trust this entry.
+    let md2 = std::fs::symlink_metadata(path)
+        .with_context(|| format!("cannot stat {}", path.display()))?;
+    let hashed_at_ns = if mtime_ns(&md2) != mtime_ns(md) || md2.size() != md.size() {
+        i64::MIN
+    } else {
+        hashed_at_ns
+    };
+    Ok(StatEntry {
+        dev: md.dev(),
+        ino: md.ino(),
+        size: md.size(),
+        mtime_ns: mtime_ns(md),
+        ctime_ns: ctime_ns(md),
+        mode: md.mode(),
+        hash,
+        hashed_at_ns,
+    })
 }
 
 /// States of many paths, in parallel above a handful of files. Returns the states and
@@ -487,8 +523,7 @@ pub fn states(
     type Found = (DepState, Option<(Vec<u8>, StatEntry)>);
     let one = |(p, md): &(PathBuf, Option<Metadata>)| -> Result<Found> {
         let (st, entry) = path_state(p, md.as_ref(), old, now)?;
-        let dep = DepState::new(kind, ws.key_of(p), st);
-        Ok((dep, entry.map(|e| (p.as_os_str().as_bytes().to_vec(), e))))
+        Ok((DepState::new(kind, ws.key_of(p), st), entry))
     };
     let results: Vec<Found> = if items.len() >= 32 {
         items.par_iter().map(one).collect::<Result<_>>()?

@@ -121,6 +121,31 @@ impl Db {
             );
         }
         if version < SCHEMA_VERSION {
+            // First use (or an upgrade): one process at a time switches to WAL and
+            // migrates; SQLite's busy handler does not cover the journal-mode switch,
+            // so concurrent first runs could otherwise fail with "database is locked".
+            let lock_path = self.path.with_file_name("init.lock");
+            let lock = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&lock_path)
+                .with_context(|| format!("cannot open {}", lock_path.display()))?;
+            while unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0
+            {
+                let err = std::io::Error::last_os_error();
+                if err.raw_os_error() != Some(libc::EINTR) {
+                    return Err(err)
+                        .with_context(|| format!("cannot lock {}", lock_path.display()));
+                }
+            }
+            let version: i64 = self
+                .conn
+                .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+            if version >= SCHEMA_VERSION {
+                self.conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+                return Ok(());
+            }
             let mode: String = self
                 .conn
                 .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -155,6 +180,8 @@ impl Db {
         Ok((id, rec))
     }
 
+    /// The record for (task, state). A row that does not decode (corrupt) is reported
+    /// once and treated as absent, so the run that follows overwrites it.
     pub fn lookup(
         &self,
         task_key: &[u8; 32],
@@ -167,7 +194,13 @@ impl Db {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
-        row.map(|(id, data)| Self::decode_row(id, data)).transpose()
+        match row.map(|(id, data)| Self::decode_row(id, data)).transpose() {
+            Ok(found) => Ok(found),
+            Err(e) => {
+                eprintln!("idem: warning: {e:#}; running the command and recording it afresh");
+                Ok(None)
+            }
+        }
     }
 
     /// The newest record of a task, whatever its state (for explain and -v).
@@ -207,6 +240,18 @@ impl Db {
     /// Stores a record (replacing one with the same task and state) and its blob
     /// references, in one short transaction. Blobs must already be stored.
     pub fn insert_record(&mut self, rec: &Record, last_used_ns: i64) -> Result<i64> {
+        self.insert_record_counting(rec, last_used_ns, None)
+    }
+
+    /// [`Db::insert_record`], also counting a successful run under an execution key
+    /// (key, identity, display argv) in the same transaction: a success is never
+    /// stored without being counted, so `--key` can never run twice.
+    pub fn insert_record_counting(
+        &mut self,
+        rec: &Record,
+        last_used_ns: i64,
+        exec: Option<(&str, &[u8], &str)>,
+    ) -> Result<i64> {
         let data = rec.encode();
         let tx = self
             .conn
@@ -255,6 +300,13 @@ impl Db {
             tx.execute(
                 "INSERT OR IGNORE INTO record_blobs(record_id, hash, size) VALUES (?1, ?2, ?3)",
                 params![id, &b.hash[..], b.size as i64],
+            )?;
+        }
+        if let Some((key, identity, argv)) = exec {
+            tx.execute(
+                "INSERT INTO exec_keys(key, identity, argv, successes, created_ns) VALUES (?1, ?2, ?3, 1, ?4)
+                 ON CONFLICT(key) DO UPDATE SET successes = successes + 1",
+                params![key, identity, argv, rec.created_ns],
             )?;
         }
         tx.commit()?;

@@ -1,0 +1,256 @@
+//! Regression tests for the ways idem could change a command's result: symlinked
+//! inputs, full disks, ignored signals, background processes, corrupt records,
+//! concurrent first use, caches inside the workspace, absolute specs.
+
+mod common;
+
+use common::{stderr, stdout, Ws};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+#[test]
+fn editing_the_file_behind_a_symlinked_input_is_a_miss() {
+    let ws = Ws::new();
+    ws.write("shared/cfg", "v1");
+    std::os::unix::fs::symlink("shared/cfg", ws.path("cfg")).unwrap();
+    let run = || ws.run(&["-f", "cfg", "--", "cat", "cfg"]);
+    assert_eq!(stdout(&run()), "v1");
+    assert_eq!(stdout(&run()), "v1");
+    ws.write("shared/cfg", "v2");
+    assert_eq!(
+        stdout(&run()),
+        "v2",
+        "the link's target content is part of its state"
+    );
+}
+
+#[test]
+fn a_full_cache_disk_never_breaks_the_command() {
+    let ws = Ws::new();
+    // A file-size limit makes every write past 512 KB fail (EFBIG), like a full disk;
+    // the pipe to the command is not a file, so only idem's capture is affected.
+    let idem = common::idem_bin();
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 1000; exec '{}' run -- sh -c 'head -c 5000000 /dev/zero; echo done >&2'",
+        idem.display()
+    );
+    let o = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(ws.root())
+        .env("IDEM_CACHE_DIR", &ws.cache)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        o.stdout.len(),
+        5_000_000,
+        "the command's whole output still flows"
+    );
+    assert!(stderr(&o).contains("done"));
+    assert!(stderr(&o).contains("not recorded"), "{}", stderr(&o));
+}
+
+#[test]
+fn stdin_survives_a_cache_fault_after_it_was_read() {
+    let ws = Ws::new();
+    ws.run(&["--", "true"]);
+    // The lease directory cannot be created: a cache fault after stdin was spooled.
+    std::fs::remove_dir_all(ws.cache.join("locks")).ok();
+    std::fs::write(ws.cache.join("locks"), "not a directory").unwrap();
+    let mut child = ws
+        .idem(&["run", "--stdin", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&o), "hello\n", "{}", stderr(&o));
+    assert!(stderr(&o).contains("warning"));
+}
+
+#[test]
+fn failures_cached_on_request_are_not_replayed_to_others() {
+    let ws = Ws::new();
+    let script = "echo run >> count; exit 1";
+    ws.run(&["--cache-failures", "--", "sh", "-c", script]);
+    ws.run(&["--cache-failures", "--", "sh", "-c", script]);
+    assert_eq!(ws.count("count"), 1);
+    assert_eq!(ws.run(&["--", "sh", "-c", script]).status.code(), Some(1));
+    assert_eq!(
+        ws.count("count"),
+        2,
+        "a caller without --cache-failures runs it"
+    );
+}
+
+#[test]
+fn an_inherited_ignored_sigchld_does_not_run_the_command_twice() {
+    let ws = Ws::new();
+    let Some(python) = common::require_binary("python3") else {
+        return;
+    };
+    // sh cannot hand a command an ignored SIGCHLD; python can.
+    let o = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
+        ])
+        .arg(common::idem_bin())
+        .args(["run", "--", "sh", "-c", "echo run >> count"])
+        .current_dir(ws.root())
+        .env("IDEM_CACHE_DIR", &ws.cache)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(ws.count("count"), 1);
+}
+
+#[test]
+fn an_ignored_sigint_stays_ignored_for_the_command() {
+    let ws = Ws::new();
+    let script = format!(
+        "trap '' INT; exec '{}' run -- sh -c 'kill -INT $$; echo survived'",
+        common::idem_bin().display()
+    );
+    let o = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(ws.root())
+        .env("IDEM_CACHE_DIR", &ws.cache)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "survived\n");
+    assert_eq!(o.status.code(), Some(0));
+}
+
+#[test]
+fn a_background_process_holding_the_output_does_not_hang_idem() {
+    let ws = Ws::new();
+    let start = Instant::now();
+    let o = ws.run(&[
+        "--",
+        "sh",
+        "-c",
+        "echo run >> count; sleep 30 & echo $! > bg.pid; echo hi",
+    ]);
+    let took = start.elapsed();
+    if let Ok(pid) = std::fs::read_to_string(ws.path("bg.pid")) {
+        unsafe { libc::kill(pid.trim().parse().unwrap_or(0), libc::SIGKILL) };
+    }
+    assert!(
+        took < Duration::from_secs(20),
+        "idem waited {took:?} for a background process"
+    );
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "hi\n");
+    assert!(
+        stderr(&o).contains("still holds its output open"),
+        "{}",
+        stderr(&o)
+    );
+    ws.run(&["--", "sh", "-c", "echo run >> count; echo hi"]);
+    assert_eq!(ws.count("count"), 2);
+}
+
+#[test]
+fn a_corrupt_record_is_replaced_by_the_next_run() {
+    let ws = Ws::new();
+    let cmd = ["--", "sh", "-c", "echo run >> count; echo out"];
+    ws.run(&cmd);
+    let conn = rusqlite::Connection::open(ws.cache.join("idem.db")).unwrap();
+    conn.execute("UPDATE records SET data = substr(data, 1, 20)", [])
+        .unwrap();
+    drop(conn);
+    let o = ws.run(&cmd);
+    assert_eq!(stdout(&o), "out\n");
+    assert!(stderr(&o).contains("corrupt"), "{}", stderr(&o));
+    let o = ws.run(&cmd);
+    assert_eq!(stderr(&o), "", "the record was stored afresh");
+    assert_eq!(ws.count("count"), 2);
+}
+
+#[test]
+fn concurrent_first_use_of_a_new_cache_never_fails() {
+    for round in 0..4 {
+        let ws = Ws::new();
+        let children: Vec<_> = (0..16)
+            .map(|i| {
+                ws.idem(&["run", "--", "sh", "-c", &format!("echo {round}-{i}")])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success());
+            assert_eq!(stderr(&o), "", "round {round}: {}", stderr(&o));
+        }
+    }
+}
+
+#[test]
+fn a_cache_directory_inside_the_workspace_is_not_an_input() {
+    let ws = Ws::new();
+    ws.write("src/a.c", "a");
+    let run = || {
+        ws.idem(&[
+            "run",
+            "-f",
+            ".",
+            "-f",
+            "!count",
+            "--",
+            "sh",
+            "-c",
+            "echo run >> count",
+        ])
+        .env("IDEM_CACHE_DIR", ".idem-cache")
+        .output()
+        .unwrap()
+    };
+    let o = run();
+    assert_eq!(stderr(&o), "", "{}", stderr(&o));
+    assert!(ws.path(".idem-cache/idem.db").exists());
+    let o = run();
+    assert_eq!(stderr(&o), "");
+    assert_eq!(
+        ws.count("count"),
+        1,
+        "the cache's own files must not make every run a miss"
+    );
+}
+
+#[test]
+fn absolute_specs_inside_the_root_are_portable() {
+    let a = Ws::new();
+    let b = Ws::new();
+    let shared = a.path("shared-cache");
+    for ws in [&a, &b] {
+        ws.write("src/x.c", "same");
+        let spec = ws.path("src").display().to_string();
+        let o = ws
+            .idem(&[
+                "run",
+                "-f",
+                &spec,
+                "--",
+                "sh",
+                "-c",
+                "echo built; echo run >> \"$RUNS\"",
+            ])
+            .env("IDEM_CACHE_DIR", &shared)
+            .env("RUNS", a.path("runs"))
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&o), "built\n");
+    }
+    assert_eq!(
+        a.count("runs"),
+        1,
+        "-f $PWD/src must hit from another checkout"
+    );
+}
