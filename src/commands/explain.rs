@@ -2,8 +2,6 @@
 //! record and prints what changed, or the closest task the cache knows. It never prints
 //! an environment variable's value (nor its keyed hash), and never runs anything.
 
-use std::collections::BTreeMap;
-
 use anyhow::Result;
 use serde_json::{json, Value};
 
@@ -57,14 +55,8 @@ fn detail(old: Option<&DepState>, new: Option<&DepState>) -> Option<String> {
 
 /// Per-dependency differences between a record and now, sorted by kind then name.
 pub fn compare(old: &[DepState], new: &[DepState]) -> Vec<Item> {
-    let old_map: BTreeMap<(Kind, &[u8]), &DepState> = old
-        .iter()
-        .map(|d| ((d.kind, d.name.as_slice()), d))
-        .collect();
-    let new_map: BTreeMap<(Kind, &[u8]), &DepState> = new
-        .iter()
-        .map(|d| ((d.kind, d.name.as_slice()), d))
-        .collect();
+    let old_map = deps::by_identity(old);
+    let new_map = deps::by_identity(new);
     let mut items: Vec<Item> = deps::diff(old, new)
         .into_iter()
         .map(|(d, change, diff_detail)| {

@@ -109,18 +109,18 @@ pub enum Change {
     Removed,
 }
 
+/// Dependencies by identity (kind, name), in a stable order.
+pub fn by_identity(deps: &[DepState]) -> std::collections::BTreeMap<(Kind, &[u8]), &DepState> {
+    deps.iter()
+        .map(|d| ((d.kind, d.name.as_slice()), d))
+        .collect()
+}
+
 /// Per-dependency differences, in a stable order. Values are never exposed, only names;
 /// URL validators are shown (they are public metadata, not secrets).
 pub fn diff(old: &[DepState], new: &[DepState]) -> Vec<(DepState, Change, Option<String>)> {
-    use std::collections::BTreeMap;
-    let old_map: BTreeMap<(Kind, &[u8]), &DepState> = old
-        .iter()
-        .map(|d| ((d.kind, d.name.as_slice()), d))
-        .collect();
-    let new_map: BTreeMap<(Kind, &[u8]), &DepState> = new
-        .iter()
-        .map(|d| ((d.kind, d.name.as_slice()), d))
-        .collect();
+    let old_map = by_identity(old);
+    let new_map = by_identity(new);
     let mut out = Vec::new();
     for (k, n) in &new_map {
         match old_map.get(k) {
