@@ -14,6 +14,7 @@
 #   --workdir DIR    where fixtures go (default: a fresh mktemp -d under $TMPDIR)
 #   --keep           keep the work directory at the end
 #   --out FILE       where the markdown table goes
+#   --idem PATH      measure this idem binary instead of building one (A/B of a patch)
 #   --only LIST      comma-separated scenario groups to run:
 #                    hit,records,tree,big,memory,concurrency (default: all)
 set -euo pipefail
@@ -27,6 +28,7 @@ INSTALL=1
 KEEP=0
 WORKDIR=""
 OUT=""
+IDEM=""
 ONLY="hit,records,tree,big,memory,concurrency"
 
 die() {
@@ -51,6 +53,10 @@ while (($#)); do
         ;;
     --only)
         ONLY=${2:?--only needs a list, e.g. hit,tree}
+        shift
+        ;;
+    --idem)
+        IDEM=${2:?--idem needs the path of an idem binary}
         shift
         ;;
     -h | --help)
@@ -138,10 +144,17 @@ done
 have() { [[ " ${PEERS_OK[*]} " == *" $1 "* ]]; }
 
 # ------------------------------------------------------------------------------- build
-say "building idem (release)"
-(cd "$ROOT" && cargo build --release --locked --quiet) >&2 || die "cargo build --release failed"
-IDEM="${CARGO_TARGET_DIR:-$ROOT/target}/release/idem"
-[[ -x "$IDEM" ]] || die "no binary at $IDEM after the build"
+IDEM_GIVEN=$IDEM
+if [[ -n "$IDEM" ]]; then
+    [[ -x "$IDEM" ]] || die "--idem $IDEM is not an executable"
+    IDEM=$(cd "$(dirname "$IDEM")" && pwd)/$(basename "$IDEM")
+    say "measuring $IDEM (not building)"
+else
+    say "building idem (release)"
+    (cd "$ROOT" && cargo build --release --locked --quiet) >&2 || die "cargo build --release failed"
+    IDEM="${CARGO_TARGET_DIR:-$ROOT/target}/release/idem"
+    [[ -x "$IDEM" ]] || die "no binary at $IDEM after the build"
+fi
 
 # ---------------------------------------------------------------------------- work dir
 if [[ -z "$WORKDIR" ]]; then
@@ -199,9 +212,14 @@ measure() {
             args+=(--prepare "${preps[j]}" --command-name "${names[j]}")
             order+=("${cmds[j]}")
         done
+        # hyperfine's outlier warnings go to a log: on a shared machine they always fire,
+        # and the per-round spread in the report says the same thing with numbers.
         hyperfine -N --style none --warmup "$warmup" --runs "$runs" \
-            --export-json "$JSON/$scen.$r.json" "${args[@]}" "${order[@]}" >/dev/null ||
+            --export-json "$JSON/$scen.$r.json" "${args[@]}" "${order[@]}" \
+            >/dev/null 2>>"$WORK/hyperfine.log" || {
+            tail -n 20 "$WORK/hyperfine.log" >&2
             die "hyperfine failed in scenario $scen (a command exited non-zero?)"
+        }
     done
 }
 
@@ -392,9 +410,13 @@ peers="hyperfine $hf_version"
 have bkt && peers+=", $(bkt --version 2>/dev/null | head -n1)"
 have b3sum && peers+=", $(b3sum --version | head -n1)"
 peers+=", $(git --version)"
-rev=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ -n $(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
-    rev+=" (+ uncommitted changes)"
+if [[ -n "$IDEM_GIVEN" ]]; then
+    rev="binary $IDEM"
+else
+    rev=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if [[ -n $(cd "$ROOT" && git status --porcelain -- src Cargo.toml Cargo.lock 2>/dev/null) ]]; then
+        rev+=" (+ uncommitted changes)"
+    fi
 fi
 meta=$(python3 -c 'import json,sys; print(json.dumps(dict(zip(sys.argv[1::2], sys.argv[2::2]))))' \
     mode "$MODE" date "$(date -u '+%Y-%m-%d %H:%M UTC')" host "$(uname -srm)" cpus "$(nproc)" load "$LOAD" \
