@@ -164,6 +164,7 @@ else
     WORK=$(cd "$WORKDIR" && pwd)
 fi
 [[ "$WORK" != *[[:space:]]* ]] || die "the work directory must not contain spaces: $WORK"
+# shellcheck disable=SC2317  # called by the EXIT trap
 cleanup() {
     if ((KEEP)); then
         say "kept $WORK"
@@ -223,8 +224,6 @@ measure() {
     done
 }
 
-jsons() { ls "$JSON/$1".*.json; }
-
 # assert_hit DIR ARGS...: idem must replay (not run) for the measurement to mean anything.
 assert_hit() {
     local dir=$1
@@ -250,10 +249,10 @@ if want hit; then
     (cd "$WORK" && measure hit "${FAST[*]}" "${specs[@]}")
     python3 "$LIB" ratio --results "$RESULTS" --id hit --kind ratio --max 1.0 \
         --scenario "hit, no file deps (\`idem run -- true\`)" --target "≤ 1.0" \
-        --idem idem --peer "$(have bkt && echo bkt)" --peer-label "bkt --ttl=1h -- true" $(jsons hit)
+        --idem idem --peer "$(have bkt && echo bkt)" --peer-label "bkt --ttl=1h -- true" "$JSON"/hit.*.json
     python3 "$LIB" ratio --results "$RESULTS" --id overhead --kind overhead --max 2.0 \
         --scenario "hit overhead over the bare command" --target "≤ +2 ms" \
-        --idem idem --peer true --peer-label "true" $(jsons hit)
+        --idem idem --peer true --peer-label "true" "$JSON"/hit.*.json
 fi
 
 # ============================================================ 2. hit with many records
@@ -271,7 +270,7 @@ if want records; then
         few true "$IDEM run --cache-dir $WORK/cache-rec-$RECORDS_FEW -- true")
     python3 "$LIB" ratio --results "$RESULTS" --id records --kind ratio --max 1.3 \
         --scenario "hit with $RECORDS_MANY records in the database" --target "≤ 1.3" \
-        --idem many --peer few --peer-label "same hit, $RECORDS_FEW records" $(jsons records)
+        --idem many --peer few --peer-label "same hit, $RECORDS_FEW records" "$JSON"/records.*.json
     rm -rf "$WORK"/cache-rec-*
 fi
 
@@ -304,7 +303,7 @@ if want tree; then
         git true "git status --porcelain")
     python3 "$LIB" ratio --results "$RESULTS" --id tree-warm --kind ratio --max 1.0 \
         --scenario "warm hit, $TREE_FILES files / $((TREE_BYTES / MB)) MB tree (\`-f tree/\`)" --target "≤ 1.0" \
-        --idem idem --peer git --peer-label "git status --porcelain" $(jsons tree-warm)
+        --idem idem --peer git --peer-label "git status --porcelain" "$JSON"/tree-warm.*.json
 
     say "scenario: cold hit on the tree, stat cache emptied before each run (vs b3sum)"
     specs=(idem "python3 $LIB clear-stat-cache $C/idem.db" "$IDEM run --cache-dir $C -f tree/ -- true")
@@ -314,7 +313,7 @@ if want tree; then
     (cd "$REPO" && measure tree-cold "${MEDIUM[*]}" "${specs[@]}")
     python3 "$LIB" ratio --results "$RESULTS" --id tree-cold --kind ratio --max 1.0 \
         --scenario "cold hit path: same tree, stat cache empty" --target "≤ 1.0" \
-        --idem idem --peer "$(have b3sum && echo b3sum)" --peer-label "find … -exec b3sum {} +" $(jsons tree-cold)
+        --idem idem --peer "$(have b3sum && echo b3sum)" --peer-label "find … -exec b3sum {} +" "$JSON"/tree-cold.*.json
     rm -rf "$REPO" "$C"
 fi
 
@@ -335,7 +334,7 @@ if want big; then
     (cd "$WORK" && measure bigdep "${SLOW[*]}" "${specs[@]}")
     python3 "$LIB" ratio --results "$RESULTS" --id bigdep --kind ratio --max 1.2 \
         --scenario "one $((BIG_BYTES / MB)) MB file dependency, cold" --target "≤ 1.2" \
-        --idem idem --peer "$(have b3sum && echo b3sum)" --peer-label "b3sum FILE" $(jsons bigdep)
+        --idem idem --peer "$(have b3sum && echo b3sum)" --peer-label "b3sum FILE" "$JSON"/bigdep.*.json
     rm -rf "$C"
 
     say "scenario: miss capturing $((BIG_BYTES / MB)) MB of stdout (vs cat)"
@@ -346,11 +345,11 @@ if want big; then
         floor "rm -f $WORK/floor.out" "sh -c 'cat $BIG | cat > $WORK/floor.out'")
     python3 "$LIB" ratio --results "$RESULTS" --id miss --kind ratio --max 1.5 \
         --scenario "miss, capture $((BIG_BYTES / MB)) MB of stdout (\`idem run -- cat big\` > /dev/null)" \
-        --target "≤ 1.5" --idem idem --peer cat --peer-label "cat big > /dev/null" $(jsons miss)
+        --target "≤ 1.5" --idem idem --peer cat --peer-label "cat big > /dev/null" "$JSON"/miss.*.json
     python3 "$LIB" ratio --results "$RESULTS" --id miss-floor --kind info \
         --scenario "context: same miss vs the least any capture must do" --target "—" \
         --idem idem --peer floor --peer-label "cat big | cat > file" \
-        --note "floor = pipe the bytes and write one copy to disk (what any capture must do), no hashing, no tee" $(jsons miss)
+        --note "floor = pipe the bytes and write one copy to disk (what any capture must do), no hashing, no tee" "$JSON"/miss.*.json
     rm -rf "$C" "$WORK/floor.out"
 
     say "scenario: replay $((BIG_BYTES / MB)) MB of recorded stdout (vs cat)"
@@ -364,12 +363,12 @@ if want big; then
         b3sum-cat true "sh -c 'b3sum $BIG && cat $BIG'")
     python3 "$LIB" ratio --results "$RESULTS" --id replay --kind ratio --max 1.5 \
         --scenario "replay $((BIG_BYTES / MB)) MB of recorded stdout" --target "≤ 1.5" \
-        --idem idem --peer cat --peer-label "cat big > /dev/null" $(jsons replay)
+        --idem idem --peer cat --peer-label "cat big > /dev/null" "$JSON"/replay.*.json
     if have b3sum; then
         python3 "$LIB" ratio --results "$RESULTS" --id replay-floor --kind info \
             --scenario "context: same replay vs verify-then-write" --target "—" \
             --idem idem --peer b3sum-cat --peer-label "b3sum big && cat big" \
-            --note "idem verifies a blob's hash before writing a byte of it (DESIGN.md)" $(jsons replay)
+            --note "idem verifies a blob's hash before writing a byte of it (DESIGN.md)" "$JSON"/replay.*.json
     fi
     rm -rf "$C"
 fi

@@ -189,7 +189,7 @@ def cmd_ratio(a):
             row["pass"] = row["value"] <= a.max
         row["kind"] = a.kind
     else:
-        row.update(kind=a.kind, value=None, peer=None, peer_name=(a.peer_label or a.peer or "—") + " (n/a)", **{"pass": None})
+        row.update(kind=a.kind, value=None, peer=None, peer_name=(a.peer_label or a.peer or "—") + ": not installed", **{"pass": None})
     if a.note:
         row["note"] = a.note
     add_row(a.results, row)
