@@ -264,7 +264,7 @@ enum Step {
 fn same_content(target: &Path, blob: &crate::store::record::BlobRef) -> bool {
     match std::fs::symlink_metadata(target) {
         Ok(md) if md.is_file() && md.size() == blob.size => {
-            crate::deps::files::hash_file(target, md.size()).is_ok_and(|h| h == blob.hash)
+            crate::deps::files::hash_file_streaming(target, md.size()).is_ok_and(|h| h == blob.hash)
         }
         _ => false,
     }
@@ -312,7 +312,7 @@ pub fn restore(
                         )
                     })?;
                 }
-                let got = crate::deps::files::hash_file(&tmp, blob.size)?;
+                let got = crate::deps::files::hash_file_streaming(&tmp, blob.size)?;
                 let len = std::fs::metadata(&tmp)?.len();
                 if got != blob.hash || len != blob.size {
                     blobs.remove(&blob.hash)?;

@@ -27,11 +27,12 @@ fn editing_the_file_behind_a_symlinked_input_is_a_miss() {
 #[test]
 fn a_full_cache_disk_never_breaks_the_command() {
     let ws = Ws::new();
-    // A file-size limit makes every write past 512 KB fail (EFBIG), like a full disk;
+    ws.run(&["--", "true"]); // the database exists before the disk "fills up"
+    // A file-size limit makes every write past 2 MB fail (EFBIG), like a full disk;
     // the pipe to the command is not a file, so only idem's capture is affected.
     let idem = common::idem_bin();
     let script = format!(
-        "trap '' XFSZ; ulimit -f 1000; exec '{}' run -- sh -c 'head -c 5000000 /dev/zero; echo done >&2'",
+        "trap '' XFSZ; ulimit -f 4000; exec '{}' run -- sh -c 'head -c 5000000 /dev/zero; echo done >&2'",
         idem.display()
     );
     let o = std::process::Command::new("sh")

@@ -370,7 +370,25 @@ const PARALLEL_THRESHOLD: u64 = 1 << 20;
 /// small enough that memory stays constant (no mmap: mapped pages count as RSS).
 const CHUNK: usize = 4 << 20;
 
+/// Inputs at least this large are hashed through a memory map on all cores, as b3sum
+/// does: no copy out of the page cache. (A file truncated while mapped would raise
+/// SIGBUS; that needs an input rewritten during its own hashing, and is accepted for
+/// inputs, never for blobs, which are streamed.)
+const MMAP_THRESHOLD: u64 = 16 << 20;
+
+/// The blake3 of an input file (dependency or program): mmap above a size threshold.
 pub fn hash_file(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
+    if size >= MMAP_THRESHOLD {
+        let mut h = blake3::Hasher::new();
+        h.update_mmap_rayon(path)?;
+        return Ok(*h.finalize().as_bytes());
+    }
+    hash_file_streaming(path, size)
+}
+
+/// The blake3 of a file in constant memory (blobs, outputs): mapped pages would count
+/// towards resident memory, which restores and replays must keep small.
+pub fn hash_file_streaming(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
     let mut file = std::fs::File::open(path)?;
     hash_reader(&mut file, size)
 }

@@ -59,7 +59,7 @@ impl BlobStore {
 
     /// Stores a file's content (copied with the kernel's fast paths when possible).
     pub fn put_file(&self, src: &Path, size: u64) -> Result<BlobRef> {
-        let hash = crate::deps::files::hash_file(src, size)
+        let hash = crate::deps::files::hash_file_streaming(src, size)
             .with_context(|| format!("cannot read output {}", src.display()))?;
         let blob = BlobRef { hash, size };
         if self.contains(&blob) {

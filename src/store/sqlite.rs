@@ -53,6 +53,11 @@ const MIGRATIONS: &[&str] = &[
     CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
 ];
 
+/// Settings that do not persist in the file. WAL commits need no fsync with NORMAL
+/// (durability of the last commits is traded, never integrity); mmap reads large
+/// blobs without copying them out of the page cache.
+const PER_CONNECTION: &str = "PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456;";
+
 pub struct Db {
     pub conn: Connection,
     pub path: PathBuf,
@@ -143,8 +148,13 @@ impl Db {
                 .conn
                 .query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if version >= SCHEMA_VERSION {
-                self.conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+                self.conn.execute_batch(PER_CONNECTION)?;
                 return Ok(());
+            }
+            if version == 0 {
+                // Large pages: a record or stat cache of a 10,000-file task is ~1 MB,
+                // read in ~20 page reads instead of ~300. Only possible before WAL.
+                self.conn.execute_batch("PRAGMA page_size=65536; VACUUM;")?;
             }
             let mode: String = self
                 .conn
@@ -154,7 +164,7 @@ impl Db {
             }
             self.migrate()?;
         }
-        self.conn.execute_batch("PRAGMA synchronous=NORMAL;")?;
+        self.conn.execute_batch(PER_CONNECTION)?;
         Ok(())
     }
 
