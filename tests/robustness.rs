@@ -27,7 +27,8 @@ fn editing_the_file_behind_a_symlinked_input_is_a_miss() {
 #[test]
 fn a_full_cache_disk_never_breaks_the_command() {
     let ws = Ws::new();
-    ws.run(&["--", "true"]); // the database exists before the disk "fills up"
+    // The database exists before the disk "fills up".
+    ws.run(&["--", "true"]);
     // A file-size limit makes every write past 2 MB fail (EFBIG), like a full disk;
     // the pipe to the command is not a file, so only idem's capture is affected.
     let idem = common::idem_bin();
