@@ -146,7 +146,13 @@ struct InputSkip<'a> {
 
 impl crate::deps::files::Skip for InputSkip<'_> {
     fn skip(&self, abs: &std::path::Path) -> bool {
-        self.outputs.skip(abs) || self.cache_dir.as_ref().is_some_and(|c| abs.starts_with(c))
+        self.outputs.skip(abs)
+            || self.cache_dir.as_ref().is_some_and(|c| {
+                // Byte-wise prefix at a component boundary: cheaper than Path::starts_with
+                // on every walked entry.
+                let (a, c) = (abs.as_os_str().as_bytes(), c.as_os_str().as_bytes());
+                a.starts_with(c) && (a.len() == c.len() || a[c.len()] == b'/')
+            })
     }
 }
 
@@ -817,7 +823,7 @@ fn try_replay(
         return Ok(Replay::Miss);
     }
     let mut tier = "local";
-    let mut found = cache.db.lookup(task_key, state_key)?;
+    let mut found = cache.db.lookup_for_replay(task_key, state_key)?;
     if found.is_none() {
         if let Some(r) = remote {
             found = r.lookup(cache, &p.ws, task_key, state_key);

@@ -45,10 +45,15 @@ impl Workspace {
     /// The key form of an absolute path: relative to the root when inside it (so two
     /// checkouts at different paths share keys), else absolute.
     pub fn key_of(&self, abs: &Path) -> Vec<u8> {
-        match abs.strip_prefix(&self.root) {
-            Ok(rel) if rel.as_os_str().is_empty() => b".".to_vec(),
-            Ok(rel) => rel.as_os_str().as_bytes().to_vec(),
-            Err(_) => abs.as_os_str().as_bytes().to_vec(),
+        // Byte-wise: called once per input file on every hit, and Path::strip_prefix
+        // re-parses both paths into components each time.
+        let a = abs.as_os_str().as_bytes();
+        let r = self.root.as_os_str().as_bytes();
+        match a.strip_prefix(r) {
+            Some([]) => b".".to_vec(),
+            Some([b'/', rest @ ..]) if !rest.is_empty() => rest.to_vec(),
+            _ if r == b"/" && a.len() > 1 && a[0] == b'/' => a[1..].to_vec(),
+            _ => a.to_vec(),
         }
     }
 
@@ -292,5 +297,12 @@ mod tests {
         assert_eq!(ws.key_of(Path::new("/w/sub/x.c")), b"sub/x.c".to_vec());
         assert_eq!(ws.key_of(Path::new("/etc/x")), b"/etc/x".to_vec());
         assert_eq!(ws.path_of(b"sub/x.c"), PathBuf::from("/w/sub/x.c"));
+        assert_eq!(ws.key_of(Path::new("/w")), b".".to_vec());
+        assert_eq!(ws.key_of(Path::new("/wx/a")), b"/wx/a".to_vec(), "not a component prefix");
+        let at_root = Workspace {
+            root: PathBuf::from("/"),
+            cwd: PathBuf::from("/"),
+        };
+        assert_eq!(at_root.key_of(Path::new("/etc/x")), b"etc/x".to_vec());
     }
 }

@@ -91,6 +91,17 @@ pub fn encode_deps(e: &mut Encoder, deps: &[DepState]) {
     }
 }
 
+/// Moves past an encoded dependency list without allocating it.
+pub fn skip_deps(d: &mut Decoder) -> Result<()> {
+    let n = d.count()?;
+    for _ in 0..n {
+        Kind::from_u8(d.u8()?)?;
+        d.bytes()?;
+        d.bytes()?;
+    }
+    Ok(())
+}
+
 pub fn decode_deps(d: &mut Decoder) -> Result<Vec<DepState>> {
     let n = d.count()?;
     let mut out = Vec::with_capacity(n);

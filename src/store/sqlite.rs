@@ -192,10 +192,11 @@ impl Db {
 
     /// The record for (task, state). A row that does not decode (corrupt) is reported
     /// once and treated as absent, so the run that follows overwrites it.
-    pub fn lookup(
+    pub fn lookup_with(
         &self,
         task_key: &[u8; 32],
         state_key: &[u8; 32],
+        decode: fn(&[u8]) -> Result<Record>,
     ) -> Result<Option<(i64, Record)>> {
         let row: Option<(i64, Vec<u8>)> = self
             .conn
@@ -204,13 +205,38 @@ impl Db {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
-        match row.map(|(id, data)| Self::decode_row(id, data)).transpose() {
+        match row
+            .map(|(id, data)| {
+                decode(&data)
+                    .map(|r| (id, r))
+                    .with_context(|| format!("record {id} is corrupt"))
+            })
+            .transpose()
+        {
             Ok(found) => Ok(found),
             Err(e) => {
                 eprintln!("idem: warning: {e:#}; running the command and recording it afresh");
                 Ok(None)
             }
         }
+    }
+
+    /// The record for (task, state), whole.
+    pub fn lookup(
+        &self,
+        task_key: &[u8; 32],
+        state_key: &[u8; 32],
+    ) -> Result<Option<(i64, Record)>> {
+        self.lookup_with(task_key, state_key, Record::decode)
+    }
+
+    /// The record for (task, state) without its dependency list (a hit's lookup).
+    pub fn lookup_for_replay(
+        &self,
+        task_key: &[u8; 32],
+        state_key: &[u8; 32],
+    ) -> Result<Option<(i64, Record)>> {
+        self.lookup_with(task_key, state_key, Record::decode_for_replay)
     }
 
     /// The newest record of a task, whatever its state (for explain and -v).
