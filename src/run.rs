@@ -279,8 +279,8 @@ pub fn snapshot(
 }
 
 pub fn load_stat_cache(cache: &Cache, task_key: &[u8; 32]) -> StatCache {
-    match cache.db.load_stat_cache(task_key) {
-        Ok(Some(buf)) => StatCache::decode(&buf).unwrap_or_default(),
+    match cache.db.with_stat_cache(task_key, StatCache::decode) {
+        Ok(Some(Ok(c))) => c,
         _ => StatCache::default(),
     }
 }

@@ -298,7 +298,11 @@ mod tests {
         assert_eq!(ws.key_of(Path::new("/etc/x")), b"/etc/x".to_vec());
         assert_eq!(ws.path_of(b"sub/x.c"), PathBuf::from("/w/sub/x.c"));
         assert_eq!(ws.key_of(Path::new("/w")), b".".to_vec());
-        assert_eq!(ws.key_of(Path::new("/wx/a")), b"/wx/a".to_vec(), "not a component prefix");
+        assert_eq!(
+            ws.key_of(Path::new("/wx/a")),
+            b"/wx/a".to_vec(),
+            "not a component prefix"
+        );
         let at_root = Workspace {
             root: PathBuf::from("/"),
             cwd: PathBuf::from("/"),

@@ -198,17 +198,19 @@ impl Db {
         state_key: &[u8; 32],
         decode: fn(&[u8]) -> Result<Record>,
     ) -> Result<Option<(i64, Record)>> {
-        let row: Option<(i64, Vec<u8>)> = self
+        // Decoded straight from SQLite's buffer: a large task's record is ~1 MB that a
+        // copy into a Vec would only allocate and drop again.
+        let row: Option<(i64, Result<Record>)> = self
             .conn
             .prepare_cached("SELECT id, data FROM records WHERE task_key=?1 AND state_key=?2")?
             .query_row(params![&task_key[..], &state_key[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                let id: i64 = r.get(0)?;
+                Ok((id, decode(r.get_ref(1)?.as_blob()?)))
             })
             .optional()?;
         match row
-            .map(|(id, data)| {
-                decode(&data)
-                    .map(|r| (id, r))
+            .map(|(id, rec)| {
+                rec.map(|r| (id, r))
                     .with_context(|| format!("record {id} is corrupt"))
             })
             .transpose()
@@ -432,10 +434,21 @@ impl Db {
     }
 
     pub fn load_stat_cache(&self, task_key: &[u8; 32]) -> Result<Option<Vec<u8>>> {
+        self.with_stat_cache(task_key, <[u8]>::to_vec)
+    }
+
+    /// Runs `f` on a task's stored stat cache without copying it out of SQLite.
+    pub fn with_stat_cache<T>(
+        &self,
+        task_key: &[u8; 32],
+        f: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>> {
         Ok(self
             .conn
             .prepare_cached("SELECT data FROM stat_cache WHERE task_key=?1")?
-            .query_row(params![&task_key[..]], |r| r.get(0))
+            .query_row(params![&task_key[..]], |r| {
+                Ok(f(r.get_ref(0)?.as_blob()?))
+            })
             .optional()?)
     }
 
