@@ -86,10 +86,16 @@ fn register_child(pid: u32) {
     }
 }
 
+/// The caller had SIGCHLD ignored: idem needs it for wait(), the command gets it back.
+static CHLD_WAS_IGNORED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn install_forwarding() {
     unsafe {
         // An inherited "ignore SIGCHLD" would make wait() fail after the command ran.
-        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        let old = libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        if old == libc::SIG_IGN {
+            CHLD_WAS_IGNORED.store(true, Ordering::SeqCst);
+        }
     }
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
         unsafe {
@@ -116,7 +122,41 @@ fn build(cmd: &ExecCommand) -> Command {
         c.env_clear();
         c.envs(env.iter().map(|(k, v)| (k, v)));
     }
+    if CHLD_WAS_IGNORED.load(Ordering::SeqCst) {
+        // SAFETY: signal() is async-signal-safe, as pre_exec requires.
+        unsafe {
+            c.pre_exec(|| {
+                libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    }
     c
+}
+
+/// Hands a pipe that a background process of the command still holds to a detached
+/// `cat` copying it to our own fd 1 or 2, so that process's later output still
+/// arrives (and it gets no SIGPIPE) after idem exits, as it would without idem.
+fn hand_off(reader: File, to_fd: i32) {
+    use std::os::fd::FromRawFd;
+    let dup = unsafe { libc::dup(to_fd) };
+    if dup < 0 {
+        return;
+    }
+    // SAFETY: dup returned a fresh descriptor that nothing else owns.
+    let out = unsafe { std::os::fd::OwnedFd::from_raw_fd(dup) };
+    let mut c = Command::new("cat");
+    c.stdin(Stdio::from(reader))
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::null());
+    // SAFETY: setsid() is async-signal-safe.
+    unsafe {
+        c.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let _ = c.spawn();
 }
 
 /// Spawn error → the shell's exit code and message.
@@ -292,9 +332,14 @@ fn tee_streams(
                 let left = d.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     eprintln!(
-                        "idem: warning: the command exited but a process it started still holds its output open; stopped reading, not recorded"
+                        "idem: warning: the command exited but a process it started still holds its output open; not recorded"
                     );
                     complete = false;
+                    for (i, r) in readers.iter_mut().enumerate() {
+                        if let Some(f) = r.take() {
+                            hand_off(f, if i == 0 { 1 } else { 2 });
+                        }
+                    }
                     break;
                 }
                 left.as_millis().min(i32::MAX as u128) as i32

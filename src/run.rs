@@ -146,13 +146,14 @@ struct InputSkip<'a> {
 
 impl crate::deps::files::Skip for InputSkip<'_> {
     fn skip(&self, abs: &std::path::Path) -> bool {
+        // Only the cache directory itself: the walker prunes it when it lies under a
+        // walked directory. A prefix test would drop every input when the cache is the
+        // workspace root or above it; then nothing is skipped, and runs simply miss.
         self.outputs.skip(abs)
-            || self.cache_dir.as_ref().is_some_and(|c| {
-                // Byte-wise prefix at a component boundary: cheaper than Path::starts_with
-                // on every walked entry.
-                let (a, c) = (abs.as_os_str().as_bytes(), c.as_os_str().as_bytes());
-                a.starts_with(c) && (a.len() == c.len() || a[c.len()] == b'/')
-            })
+            || self
+                .cache_dir
+                .as_ref()
+                .is_some_and(|c| abs.as_os_str().as_bytes() == c.as_os_str().as_bytes())
     }
 }
 
@@ -222,15 +223,26 @@ pub fn snapshot(
             ));
         }
     }
-    let mut all =
-        crate::deps::files::states(&p.ws, &resolved.entries, Kind::File, old, &mut new_cache)?;
+    let mut all = crate::deps::files::states(
+        &p.ws,
+        &resolved.entries,
+        Kind::File,
+        old,
+        &skip,
+        &mut new_cache,
+    )?;
     // The program's state is the content of the file a symlink chain ends at (an
     // in-place compiler upgrade behind /usr/bin/cc must be a change); its name stays
     // the path the user's PATH resolved to.
     let real = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
-    for mut dep in
-        crate::deps::files::states(&p.ws, &[(real, None)], Kind::Program, old, &mut new_cache)?
-    {
+    for mut dep in crate::deps::files::states(
+        &p.ws,
+        &[(real, None)],
+        Kind::Program,
+        old,
+        &skip,
+        &mut new_cache,
+    )? {
         dep.name = p.ws.key_of(&program);
         all.push(dep);
     }
@@ -438,7 +450,19 @@ fn exec_command(
 /// Entry point of `idem run`. Returns the exit code.
 pub fn run(args: &RunArgs) -> Result<i32> {
     let p = prepare(args)?;
-    // Spooled before anything can fail, so that whatever happens to the cache the
+    // A mistyped command is reported before stdin is read to its end.
+    match resolve_program(&p) {
+        Err(ProgramError::NotFound(m)) => {
+            eprintln!("{m}");
+            return Ok(exit::NOT_FOUND);
+        }
+        Err(ProgramError::NotExecutable(m)) => {
+            eprintln!("{m}");
+            return Ok(exit::NOT_EXECUTABLE);
+        }
+        Ok(_) => {}
+    }
+    // Spooled before anything else can fail, so that whatever happens to the cache the
     // command still gets every byte of its stdin.
     let spooled = if args.stdin {
         let dir = p
@@ -446,7 +470,13 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             .as_ref()
             .ok()
             .map(|d| d.join("blobs").join("tmp"));
-        Some(spool_stdin(dir.as_deref())?)
+        match spool_stdin(dir.as_deref()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                warn(format!("{e:#}; running the command uncached"));
+                return Ok(run_uncached(&p, args, None));
+            }
+        }
     } else {
         None
     };

@@ -130,13 +130,22 @@ fn an_ignored_sigint_stays_ignored_for_the_command() {
 #[test]
 fn a_background_process_holding_the_output_does_not_hang_idem() {
     let ws = Ws::new();
+    // Files, not pipes: whoever reads a pipe waits for every writer, idem or not.
+    let out = std::fs::File::create(ws.path("out.txt")).unwrap();
+    let err = std::fs::File::create(ws.path("err.txt")).unwrap();
     let start = Instant::now();
-    let o = ws.run(&[
-        "--",
-        "sh",
-        "-c",
-        "echo run >> count; sleep 30 & echo $! > bg.pid; echo hi",
-    ]);
+    let status = ws
+        .idem(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "echo run >> count; sleep 30 & echo $! > bg.pid; echo hi",
+        ])
+        .stdout(out)
+        .stderr(err)
+        .status()
+        .unwrap();
     let took = start.elapsed();
     if let Ok(pid) = std::fs::read_to_string(ws.path("bg.pid")) {
         unsafe { libc::kill(pid.trim().parse().unwrap_or(0), libc::SIGKILL) };
@@ -145,15 +154,25 @@ fn a_background_process_holding_the_output_does_not_hang_idem() {
         took < Duration::from_secs(20),
         "idem waited {took:?} for a background process"
     );
-    assert_eq!(o.status.code(), Some(0));
-    assert_eq!(stdout(&o), "hi\n");
-    assert!(
-        stderr(&o).contains("still holds its output open"),
-        "{}",
-        stderr(&o)
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(String::from_utf8(ws.read("out.txt")).unwrap(), "hi\n");
+    let err = String::from_utf8(ws.read("err.txt")).unwrap();
+    assert!(err.contains("still holds its output open"), "{err}");
+    let status = ws
+        .idem(&[
+            "status",
+            "--",
+            "sh",
+            "-c",
+            "echo run >> count; sleep 30 & echo $! > bg.pid; echo hi",
+        ])
+        .status()
+        .unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "that run must not have been recorded"
     );
-    ws.run(&["--", "sh", "-c", "echo run >> count; echo hi"]);
-    assert_eq!(ws.count("count"), 2);
 }
 
 #[test]
@@ -255,4 +274,125 @@ fn absolute_specs_inside_the_root_are_portable() {
         1,
         "-f $PWD/src must hit from another checkout"
     );
+}
+
+#[test]
+fn a_cache_directory_at_the_workspace_root_does_not_hide_inputs() {
+    let ws = Ws::new();
+    ws.write("src/a.c", "one");
+    let run = || {
+        ws.idem(&[
+            "run",
+            "--cache-dir",
+            ".",
+            "-f",
+            "src",
+            "--",
+            "cat",
+            "src/a.c",
+        ])
+        .env_remove("IDEM_CACHE_DIR")
+        .output()
+        .unwrap()
+    };
+    assert_eq!(stdout(&run()), "one");
+    ws.write("src/a.c", "two");
+    assert_eq!(
+        stdout(&run()),
+        "two",
+        "inputs under the cache directory still count"
+    );
+}
+
+#[test]
+fn a_background_process_still_delivers_its_output_after_idem_exits() {
+    let ws = Ws::new();
+    let out = std::fs::File::create(ws.path("out.txt")).unwrap();
+    let status = ws
+        .idem(&[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "(sleep 2; echo late; touch alive) & echo early",
+        ])
+        .stdout(out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ws.path("alive").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the background process died (SIGPIPE?)"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(ws.path("out.txt")).unwrap();
+        if text == "early\nlate\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "output so far: {text:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_symlink_into_a_declared_output_does_not_block_recording() {
+    let ws = Ws::new();
+    std::fs::create_dir_all(ws.path("build")).unwrap();
+    std::os::unix::fs::symlink("build/cc.json", ws.path("cc.json")).unwrap();
+    let cmd = [
+        "-f",
+        ".",
+        "-f",
+        "!count",
+        "-o",
+        "build/",
+        "--",
+        "sh",
+        "-c",
+        "echo run >> count; date +%s%N > build/cc.json",
+    ];
+    let o = ws.run(&cmd);
+    assert_eq!(stderr(&o), "", "{}", stderr(&o));
+    ws.run(&cmd);
+    assert_eq!(ws.count("count"), 1);
+}
+
+#[test]
+fn unreadable_stdin_runs_the_command_uncached() {
+    let ws = Ws::new();
+    let o = ws
+        .idem(&["run", "--stdin", "--", "echo", "ran"])
+        .stdin(std::fs::File::open("/").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "ran\n");
+    assert!(stderr(&o).contains("warning"));
+}
+
+#[test]
+fn an_ignored_sigchld_is_passed_on_to_the_command() {
+    let ws = Ws::new();
+    let Some(python) = common::require_binary("python3") else {
+        return;
+    };
+    let o = std::process::Command::new(&python)
+        .args([
+            "-c",
+            "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
+        ])
+        .arg(common::idem_bin())
+        .args(["run", "--"])
+        .arg(&python)
+        .args(["-c", "import signal; print(signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN)"])
+        .current_dir(ws.root())
+        .env("IDEM_CACHE_DIR", &ws.cache)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "True\n", "{}", stderr(&o));
 }
