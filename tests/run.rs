@@ -349,9 +349,9 @@ fn killed_by_signal_exits_128_plus_n_and_records_nothing() {
     assert_eq!(ws.count("count"), 2);
 }
 
-#[test]
-fn sigint_to_idem_reaches_the_child_and_nothing_is_recorded() {
-    let ws = Ws::new();
+/// Starts a command that spins once it has started, sends `sig` to idem (not to the
+/// command), and returns idem's exit code.
+fn interrupt_with(ws: &Ws, sig: i32) -> Option<i32> {
     ws.write("go", "");
     let mut child = ws
         .idem(&[
@@ -366,25 +366,15 @@ fn sigint_to_idem_reaches_the_child_and_nothing_is_recorded() {
     while ws.path("go").exists() {
         std::thread::yield_now();
     }
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130));
-    ws.write("go", "");
-    let mut again = ws
-        .idem(&[
-            "run",
-            "--",
-            "sh",
-            "-c",
-            "echo run >> count; rm go; while :; do :; done",
-        ])
-        .spawn()
-        .unwrap();
-    while ws.path("go").exists() {
-        std::thread::yield_now();
-    }
-    unsafe { libc::kill(again.id() as i32, libc::SIGTERM) };
-    assert_eq!(again.wait().unwrap().code(), Some(143));
+    unsafe { libc::kill(child.id() as i32, sig) };
+    child.wait().unwrap().code()
+}
+
+#[test]
+fn sigint_to_idem_reaches_the_child_and_nothing_is_recorded() {
+    let ws = Ws::new();
+    assert_eq!(interrupt_with(&ws, libc::SIGINT), Some(130));
+    assert_eq!(interrupt_with(&ws, libc::SIGTERM), Some(143));
     assert_eq!(ws.count("count"), 2, "an interrupted run is never replayed");
 }
 
