@@ -1,5 +1,6 @@
 //! Command-line definitions (clap derive): flags, help text and value parsers only.
-//! Nothing here touches the filesystem or the cache; `run` and `commands` act on it.
+//! Nothing here touches the filesystem or the cache; `plan` turns these types into the
+//! engine's, and no module below `commands` sees them.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -365,58 +366,22 @@ pub enum Progress {
     Never,
 }
 
-/// `30s`, `10m`, `2h`, `7d`, `500ms`, or plain seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: f64 = num.parse().map_err(|_| {
-        format!("invalid duration '{s}': expected a number and a unit, like 30s, 10m, 2h, 7d")
-    })?;
-    let secs = match unit {
-        "" | "s" => value,
-        "ms" => value / 1000.0,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        "d" => value * 86400.0,
-        "w" => value * 7.0 * 86400.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit '{unit}' in '{s}': use ms, s, m, h, d or w"
-            ))
-        }
-    };
-    if !secs.is_finite() || !(0.0..=1e12).contains(&secs) {
-        return Err(format!("duration '{s}' is out of range"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::ui::units::parse_duration(s)
 }
 
-/// `5G`, `500M`, `64K`, `1T`, or plain bytes.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let value: u64 = num.parse().map_err(|_| {
-        format!("invalid size '{s}': expected a number and a unit, like 500M or 5G")
-    })?;
-    let mult: u64 = match unit.trim_end_matches(['B', 'b', 'i']) {
-        "" => 1,
-        "K" | "k" => 1 << 10,
-        "M" | "m" => 1 << 20,
-        "G" | "g" => 1 << 30,
-        "T" | "t" => 1 << 40,
-        _ => {
-            return Err(format!(
-                "invalid size unit '{unit}' in '{s}': use K, M, G or T"
-            ))
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::ui::units::parse_size(s)
+}
+
+impl From<Progress> for crate::ui::progress::Mode {
+    fn from(p: Progress) -> Self {
+        match p {
+            Progress::Auto => Self::Auto,
+            Progress::Always => Self::Always,
+            Progress::Never => Self::Never,
         }
-    };
-    value
-        .checked_mul(mult)
-        .ok_or_else(|| format!("size '{s}' is out of range"))
+    }
 }
 
 fn parse_bool_env(s: &str) -> Result<bool, String> {
@@ -430,27 +395,6 @@ fn parse_bool_env(s: &str) -> Result<bool, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(604800));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert_eq!(parse_duration("3").unwrap(), Duration::from_secs(3));
-        assert!(parse_duration("3x").is_err());
-        assert!(parse_duration("").is_err());
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("5G").unwrap(), 5 << 30);
-        assert_eq!(parse_size("500M").unwrap(), 500 << 20);
-        assert_eq!(parse_size("10").unwrap(), 10);
-        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
-        assert!(parse_size("x").is_err());
-    }
 
     #[test]
     fn version_names_the_real_schemas() {

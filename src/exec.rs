@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::exit::Code;
 use crate::store::blobs::{BlobStore, BlobWriter};
 use crate::store::record::{BlobRef, STDERR, STDOUT};
 
@@ -163,8 +164,14 @@ fn hand_off(reader: File, to_fd: i32) {
 pub fn spawn_error(cmd: &ExecCommand, e: &std::io::Error) -> (i32, String) {
     let name = cmd.argv[0].to_string_lossy();
     match e.kind() {
-        std::io::ErrorKind::NotFound => (127, format!("idem: {name}: command not found")),
-        _ => (126, format!("idem: {name}: cannot execute: {e}")),
+        std::io::ErrorKind::NotFound => (
+            Code::NotFound.into(),
+            format!("idem: {name}: command not found"),
+        ),
+        _ => (
+            Code::NotExecutable.into(),
+            format!("idem: {name}: cannot execute: {e}"),
+        ),
     }
 }
 
@@ -177,9 +184,12 @@ pub fn run_plain(cmd: &mut ExecCommand) -> Result<Exit, (i32, String)> {
     }
     let mut child = c.spawn().map_err(|e| spawn_error(cmd, &e))?;
     register_child(child.id());
-    let status = child
-        .wait()
-        .map_err(|e| (70, format!("idem: waiting for the command failed: {e}")))?;
+    let status = child.wait().map_err(|e| {
+        (
+            Code::Internal.into(),
+            format!("idem: waiting for the command failed: {e}"),
+        )
+    })?;
     Ok(status_to_exit(status))
 }
 
@@ -243,7 +253,7 @@ pub fn run_captured(
         Err(e) => {
             eprintln!("idem: warning: waiting for the command failed: {e}; not recorded");
             complete = false;
-            Exit::Code(crate::exit::INTERNAL)
+            Exit::Code(crate::exit::Code::Internal.into())
         }
     };
     let captured = if complete {

@@ -1,20 +1,39 @@
 //! Exit codes idem itself can produce (docs/exit-codes.md lists them for users), and
-//! the usage-error type that maps to exit 2. The command's own code always wins.
+//! the usage-error type that maps to exit 2. The command's own code always wins; these
+//! are only for what idem decides on its own.
 
-/// Bad flags, missing `--`, empty command, invalid spec: nothing was run.
-pub const USAGE: i32 = 2;
-/// `--cache-only` and no matching record: nothing was run.
-pub const CACHE_ONLY_MISS: i32 = 3;
-/// `--key K` was first used for another command line or directory.
-pub const KEY_REUSED: i32 = 4;
-/// An internal failure idem could not route around (the command may not have run).
-pub const INTERNAL: i32 = 70;
-/// `--no-wait` (or `--wait-timeout` with `--no-wait`) and another idem runs the same.
-pub const BUSY: i32 = 75;
-/// The command exists but cannot be executed (as in shells).
-pub const NOT_EXECUTABLE: i32 = 126;
-/// The command was not found (as in shells).
-pub const NOT_FOUND: i32 = 127;
+/// Why idem exits with a code of its own rather than the command's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// Bad flags, missing `--`, empty command, invalid spec: nothing was run.
+    Usage,
+    /// `--cache-only` and no matching record: nothing was run.
+    CacheOnlyMiss,
+    /// `--key K` was first used for another command line or directory.
+    KeyReused,
+    /// An internal failure idem could not route around (the command may not have run).
+    Internal,
+    /// `--no-wait` (or `--wait-timeout` with `--no-wait`) and another idem runs the same.
+    Busy,
+    /// The command exists but cannot be executed (as in shells).
+    NotExecutable,
+    /// The command was not found (as in shells).
+    NotFound,
+}
+
+impl From<Code> for i32 {
+    fn from(c: Code) -> i32 {
+        match c {
+            Code::Usage => 2,
+            Code::CacheOnlyMiss => 3,
+            Code::KeyReused => 4,
+            Code::Internal => 70,
+            Code::Busy => 75,
+            Code::NotExecutable => 126,
+            Code::NotFound => 127,
+        }
+    }
+}
 
 /// A problem with what the user typed; printed as one line, exit 2.
 #[derive(Debug)]

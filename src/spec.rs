@@ -8,7 +8,6 @@ use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::cli::RunArgs;
 use crate::encode::Encoder;
 
 /// Bumped whenever the meaning of a key changes, so old records can never match.
@@ -115,7 +114,8 @@ pub struct TaskSpec {
     pub pass_envs: Vec<String>,
 }
 
-fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
+/// Sorted and deduplicated: the order and repetition of specs never change a key.
+pub fn sorted<T: Ord + Clone>(v: &[T]) -> Vec<T> {
     let mut v = v.to_vec();
     v.sort();
     v.dedup();
@@ -146,7 +146,8 @@ fn portable_spec(spec: &OsString, ws: &Workspace) -> OsString {
     }
 }
 
-fn portable(specs: &[OsString], ws: &Workspace) -> Vec<OsString> {
+/// Path specs as they enter the task key: portable, sorted, deduplicated.
+pub fn portable(specs: &[OsString], ws: &Workspace) -> Vec<OsString> {
     sorted(
         &specs
             .iter()
@@ -156,24 +157,6 @@ fn portable(specs: &[OsString], ws: &Workspace) -> Vec<OsString> {
 }
 
 impl TaskSpec {
-    pub fn from_args(args: &RunArgs, ws: &Workspace) -> Self {
-        Self {
-            argv: args.command.clone(),
-            cwd_key: ws.key_of(&ws.cwd),
-            files: portable(&args.files, ws),
-            envs: sorted(&args.envs),
-            urls: sorted(&args.urls),
-            url_contents: sorted(&args.url_contents),
-            outputs: portable(&args.outputs, ws),
-            scope: args.scope.clone(),
-            exec_key: args.key.clone(),
-            no_ignore: args.no_ignore,
-            stdin: args.stdin,
-            strict_env: args.strict_env,
-            pass_envs: sorted(&args.pass_envs),
-        }
-    }
-
     /// The canonical encoding; every field is tagged and length-prefixed.
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();
@@ -231,10 +214,6 @@ pub fn display_argv(argv: &[OsString]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-pub fn os_to_bytes(s: &OsStr) -> Vec<u8> {
-    s.as_bytes().to_vec()
 }
 
 pub fn bytes_to_os(b: Vec<u8>) -> OsString {

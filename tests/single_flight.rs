@@ -344,5 +344,5 @@ fn verbose_hit_reports_the_age() {
         .env("IDEM_NOW", "1000300")
         .output()
         .unwrap();
-    assert!(stderr(&o).contains("recorded 5 min ago"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("recorded 5m ago"), "{}", stderr(&o));
 }

@@ -5,9 +5,10 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Context, Result};
 
-use crate::cli::{ClearArgs, Progress};
-use crate::commands::{gc, ui};
+use crate::cli::ClearArgs;
+use crate::store::gc;
 use crate::store::{self, Cache};
+use crate::ui::progress::Mode as Progress;
 
 /// Entry point of `idem clear`.
 pub fn run(args: &ClearArgs) -> Result<i32> {
@@ -18,7 +19,7 @@ pub fn run(args: &ClearArgs) -> Result<i32> {
         eprint!(
             "idem: delete all {} record(s) and {} of blobs in {}? [y/N] ",
             size.records,
-            ui::size(size.blob_bytes),
+            crate::ui::units::size(size.blob_bytes),
             dir.display()
         );
         std::io::stderr().flush().ok();
@@ -37,7 +38,7 @@ pub fn run(args: &ClearArgs) -> Result<i32> {
     let (blobs, bytes) = gc::sweep(&mut cache, files, Progress::Never)?;
     println!(
         "deleted {records} record(s) and {blobs} blob(s) ({})",
-        ui::size(bytes)
+        crate::ui::units::size(bytes)
     );
     Ok(0)
 }

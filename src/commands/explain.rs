@@ -6,9 +6,10 @@ use anyhow::Result;
 use serde_json::{json, Value};
 
 use crate::cli::ExplainArgs;
-use crate::commands::status::{self, Current, Verdict};
 use crate::commands::ui::{self, Style};
 use crate::deps::{self, DepState, Kind};
+use crate::engine::lookup::{self, Age};
+use crate::engine::{self, Inspection, Task, Verdict};
 use crate::store::record::Record;
 
 /// One line of the explanation.
@@ -113,23 +114,23 @@ struct Closest {
     notes: Vec<String>,
 }
 
-fn closest(cur: &Current) -> Result<Option<Closest>> {
-    let argv = cur.p.spec.display_argv();
-    let Some((id, rec)) = cur.cache.db.latest_same_argv(&argv, &cur.p.task_key)? else {
+fn closest(task: &Task, seen: &Inspection) -> Result<Option<Closest>> {
+    let argv = task.spec.display_argv();
+    let Some((id, rec)) = seen.cache.db.latest_same_argv(&argv, &task.key)? else {
         return Ok(None);
     };
     let mut notes = Vec::new();
-    if rec.cwd != cur.p.spec.cwd_key {
+    if rec.cwd != task.spec.cwd_key {
         notes.push(format!(
             "run in directory {} (here: {})",
             String::from_utf8_lossy(&rec.cwd),
-            String::from_utf8_lossy(&cur.p.spec.cwd_key)
+            String::from_utf8_lossy(&task.spec.cwd_key)
         ));
     }
-    if rec.exec_key != cur.p.spec.exec_key {
+    if rec.exec_key != task.spec.exec_key {
         notes.push("another --key".into());
     }
-    if let Ok(snap) = &cur.snap {
+    if let Ok(snap) = &seen.snap {
         let names = |v: &[DepState]| -> std::collections::BTreeSet<(Kind, Vec<u8>)> {
             v.iter()
                 .filter(|d| d.kind != Kind::Program)
@@ -175,29 +176,48 @@ fn dep_label(kind: Kind, name: &[u8]) -> String {
 
 /// Entry point of `idem explain`.
 pub fn run(args: &ExplainArgs) -> Result<i32> {
-    let cur = status::evaluate(&args.run)?;
-    let verdict = status::verdict(&cur, &args.run)?;
-    let latest = cur.cache.db.latest_for_task(&cur.p.task_key)?;
+    let task = crate::plan::task(&args.run)?;
+    let policy = crate::plan::policy(&args.run)?;
+    let mut seen = engine::inspect(&task, &policy)?;
     let now = crate::clock::now_ns();
-    let items = match (&latest, &cur.snap) {
+    let remote = engine::runner::connect_remote(&policy)?;
+    let verdict = match &seen.snap {
+        Ok(snap) => Some(engine::lookup(
+            &task,
+            &policy,
+            &mut seen.cache,
+            remote.as_ref(),
+            snap,
+            now,
+        )?),
+        Err(_) => None,
+    };
+    let latest = seen.cache.db.latest_for_task(&task.key)?;
+    let items = match (&latest, &seen.snap) {
         (Some((_, rec)), Ok(snap)) => compare(&rec.deps, &snap.deps),
         _ => Vec::new(),
     };
     let close = if latest.is_none() {
-        closest(&cur)?
+        closest(&task, &seen)?
     } else {
         None
     };
-    let (hit, matching, reason) = match &verdict {
-        Verdict::Hit(id, _) => (true, Some(*id), None),
-        Verdict::Miss(r) => (false, None, Some(r.clone())),
+    let (hit, matching, reason) = match (&verdict, &seen.snap) {
+        (Some(Verdict::Hit { id, .. }), _) => (true, Some(*id), None),
+        (Some(v), Ok(snap)) => (
+            false,
+            None,
+            Some(lookup::describe(v, &task, &seen.cache, snap)),
+        ),
+        (_, Err(m)) => (false, None, Some(m.clone())),
+        (None, Ok(_)) => (false, None, None),
     };
-    let ndeps = cur.snap.as_ref().map(|s| s.deps.len()).unwrap_or(0);
+    let ndeps = seen.snap.as_ref().map(|s| s.deps.len()).unwrap_or(0);
     if args.json {
         let out = json!({
-            "command": cur.p.spec.display_argv(),
-            "cwd": String::from_utf8_lossy(&cur.p.spec.cwd_key),
-            "task_key": crate::encode::hex(&cur.p.task_key),
+            "command": task.spec.display_argv(),
+            "cwd": String::from_utf8_lossy(&task.spec.cwd_key),
+            "task_key": crate::encode::hex(&task.key),
             "would_hit": hit,
             "matching_record": matching,
             "miss_reason": reason,
@@ -205,7 +225,7 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
             "last_record": latest.as_ref().map(|(id, rec)| json!({
                 "id": id,
                 "created_ns": rec.created_ns,
-                "age_s": crate::run::age_ns(rec, now) as f64 / 1e9,
+                "age_s": (now - rec.created_ns) as f64 / 1e9,
             })),
             "changes": items.iter().map(item_json).collect::<Vec<_>>(),
             "closest": close.as_ref().map(|c| json!({
@@ -220,7 +240,7 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
     }
     let color = ui::color();
     let mut out = String::new();
-    if let Err(m) = &cur.snap {
+    if let Err(m) = &seen.snap {
         out.push_str(&format!(
             "{m}: a run would fail before recording anything\n"
         ));
@@ -233,7 +253,7 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
                     out.push_str(&format!(
                         "closest known task: record {} ({}), same command line; it differs by:\n",
                         c.id,
-                        ui::short_duration_ns(crate::run::age_ns(&c.rec, now)) + " ago"
+                        Age::of(&c.rec, now)
                     ));
                     for n in &c.notes {
                         out.push_str(&format!("  {n}\n"));
@@ -262,31 +282,31 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
                     ui::paint(color, style, &what)
                 ));
             }
-            let age = ui::short_duration_ns(crate::run::age_ns(rec, now));
+            let age = Age::of(rec, now);
             if items.is_empty() {
                 out.push_str(&format!(
-                    "no dependency changed since record {id} ({age} ago, {ndeps} dependencies)\n"
+                    "no dependency changed since record {id} ({age}, {ndeps} dependencies)\n"
                 ));
             } else {
                 out.push_str(&format!(
-                    "{} of {ndeps} dependencies differ from record {id} ({age} ago)\n",
+                    "{} of {ndeps} dependencies differ from record {id} ({age})\n",
                     items.len()
                 ));
             }
         }
     }
-    match (&verdict, matching) {
-        (Verdict::Hit(id, _), _) if latest.as_ref().is_some_and(|(l, _)| l != id) => {
+    match &verdict {
+        Some(Verdict::Hit { id, .. }) if latest.as_ref().is_some_and(|(l, _)| l != id) => {
             out.push_str(&format!(
                 "a run would replay older record {id}, whose states match\n"
             ));
         }
-        (Verdict::Hit(..), _) => {
+        Some(Verdict::Hit { .. }) => {
             out.push_str(&ui::paint(color, Style::Green, "a run would be a hit"))
         }
-        (Verdict::Miss(r), _) => {
+        _ => {
             out.push_str(&ui::paint(color, Style::Yellow, "a run would be a miss"));
-            if latest.is_some() && items.is_empty() {
+            if let (true, Some(r)) = (latest.is_some() && items.is_empty(), &reason) {
                 out.push_str(&format!(": {r}"));
             }
         }

@@ -75,10 +75,10 @@ pub fn run(args: &ListArgs) -> Result<i32> {
         cells.push(vec![
             (r.id.to_string(), Style::Plain),
             (
-                ui::short_duration_ns(now.saturating_sub(r.created_ns)),
+                crate::ui::units::duration_ns(now.saturating_sub(r.created_ns)),
                 Style::Plain,
             ),
-            (ui::short_duration_ns(r.duration_ns), Style::Plain),
+            (crate::ui::units::duration_ns(r.duration_ns), Style::Plain),
             (
                 r.exit_code.to_string(),
                 if r.exit_code == 0 {
@@ -88,7 +88,7 @@ pub fn run(args: &ListArgs) -> Result<i32> {
                 },
             ),
             (r.hits.to_string(), Style::Plain),
-            (ui::size(r.size.max(0) as u64), Style::Plain),
+            (crate::ui::units::size(r.size.max(0) as u64), Style::Plain),
         ]);
     }
     // Width left for the command once the aligned columns are laid out.

@@ -69,7 +69,7 @@ pub fn run(args: &ShowArgs) -> Result<i32> {
         let blob = if args.stdout { rec.stdout } else { rec.stderr };
         let stdout = std::io::stdout();
         let mut lock = stdout.lock();
-        crate::replay::copy_stream(&cache.blobs, &blob, &mut lock)?;
+        crate::engine::replay::copy_stream(&cache.blobs, &blob, &mut lock)?;
         lock.flush().context("cannot write the recorded bytes")?;
         return Ok(0);
     }
@@ -134,7 +134,7 @@ fn human(
         format!(
             "{} ({} ago) on {} by idem {}",
             ui::utc(rec.created_ns),
-            ui::short_duration_ns(now.saturating_sub(rec.created_ns)),
+            crate::ui::units::duration_ns(now.saturating_sub(rec.created_ns)),
             rec.host,
             rec.version
         ),
@@ -143,17 +143,20 @@ fn human(
         "last used",
         format!(
             "{} ago, {} hit(s)",
-            ui::short_duration_ns(now.saturating_sub(row.last_used_ns)),
+            crate::ui::units::duration_ns(now.saturating_sub(row.last_used_ns)),
             row.hits
         ),
     );
     kv("exit code", rec.exit_code.to_string());
-    kv("duration", ui::short_duration_ns(rec.duration_ns as i64));
+    kv(
+        "duration",
+        crate::ui::units::duration_ns(rec.duration_ns as i64),
+    );
     kv(
         "stdout",
         format!(
             "{} in {} chunk(s)",
-            ui::size(rec.stdout.size),
+            crate::ui::units::size(rec.stdout.size),
             rec.chunks.iter().filter(|c| c.0 == STDOUT).count()
         ),
     );
@@ -161,11 +164,11 @@ fn human(
         "stderr",
         format!(
             "{} in {} chunk(s)",
-            ui::size(rec.stderr.size),
+            crate::ui::units::size(rec.stderr.size),
             rec.chunks.iter().filter(|c| c.0 == STDERR).count()
         ),
     );
-    kv("size", ui::size(row.size.max(0) as u64));
+    kv("size", crate::ui::units::size(row.size.max(0) as u64));
     kv("task key", hex(&rec.task_key));
     kv("state key", hex(&rec.state_key));
     let mut out = t.render(color);
@@ -202,7 +205,7 @@ fn human(
                 "file".into(),
                 lossy(path),
                 format!("{mode:o}"),
-                ui::size(blob.size),
+                crate::ui::units::size(blob.size),
             ],
             OutputEntry::Symlink { path, target } => [
                 "symlink".into(),

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::cli::StatsArgs;
 use crate::commands::ui::{self, Style};
+use crate::store::Counter;
 use crate::store::{self, Cache};
 
 /// Bytes of every file under `dir` (database, WAL, blobs, temporary files, locks).
@@ -40,11 +41,11 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
             return Ok(0);
         }
     }
-    let hits = cache.db.stat("hits")?;
-    let remote_hits = cache.db.stat("remote_hits")?;
-    let misses = cache.db.stat("misses")?;
-    let saved_ns = cache.db.stat("saved_ns")?;
-    let uploads = cache.db.stat("uploads")?;
+    let hits = cache.db.stat(Counter::Hits)?;
+    let remote_hits = cache.db.stat(Counter::RemoteHits)?;
+    let misses = cache.db.stat(Counter::Misses)?;
+    let saved_ns = cache.db.stat(Counter::SavedNs)?;
+    let uploads = cache.db.stat(Counter::Uploads)?;
     let size = cache.db.cache_size()?;
     let disk = disk_bytes(&dir);
     let lookups = hits + remote_hits + misses;
@@ -85,16 +86,20 @@ pub fn run(args: &StatsArgs) -> Result<i32> {
         rate.map(|r| format!("{:.1}%", r * 100.0))
             .unwrap_or_else(|| "-".into()),
     );
-    row("time saved", ui::short_duration_ns(saved_ns));
+    row("time saved", crate::ui::units::duration_ns(saved_ns));
     if uploads > 0 {
         row("uploads", uploads.to_string());
     }
     row("records", size.records.to_string());
     row(
         "blobs",
-        format!("{} ({})", size.blobs, ui::size(size.blob_bytes)),
+        format!(
+            "{} ({})",
+            size.blobs,
+            crate::ui::units::size(size.blob_bytes)
+        ),
     );
-    row("on disk", ui::size(disk));
+    row("on disk", crate::ui::units::size(disk));
     print!("{}", t.render(color));
     Ok(0)
 }

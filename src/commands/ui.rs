@@ -1,17 +1,8 @@
 //! Shared presentation for the cache commands: aligned columns, ANSI colour (only on a
-//! terminal, never with NO_COLOR), human sizes and ages, delayed progress bars.
+//! terminal, never with NO_COLOR), dependency names and dates for tables.
 //! It never decides anything about the cache; it only formats what it is given.
 
 use std::io::IsTerminal;
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-use crate::cli::Progress;
-
-/// Progress appears only once the work has taken this long.
-pub const PROGRESS_DELAY: Duration = Duration::from_millis(300);
 
 /// Colour on stdout: a terminal, and NO_COLOR unset or empty (https://no-color.org).
 pub fn color() -> bool {
@@ -125,47 +116,11 @@ impl Table {
     }
 }
 
-/// `1.5 KiB`, `20 MiB`, `3 B`.
-pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if v < 10.0 {
-        format!("{v:.1} {}", UNITS[unit])
-    } else {
-        format!("{v:.0} {}", UNITS[unit])
-    }
-}
-
-/// A compact duration: `850ms`, `12s`, `5m`, `3h`, `2d`.
-pub fn short_duration_ns(ns: i64) -> String {
-    let ns = ns.max(0) as f64;
-    let s = ns / 1e9;
-    if s < 1.0 {
-        format!("{:.0}ms", ns / 1e6)
-    } else if s < 60.0 {
-        format!("{s:.1}s")
-    } else if s < 3600.0 {
-        format!("{:.0}m", s / 60.0)
-    } else if s < 86400.0 {
-        format!("{:.1}h", s / 3600.0)
-    } else {
-        format!("{:.1}d", s / 86400.0)
-    }
-}
-
 /// A dependency's name for output: URL passwords are masked (`user:***@host`).
 pub fn dep_name(kind: crate::deps::Kind, name: &[u8]) -> String {
     let s = String::from_utf8_lossy(name);
     if kind == crate::deps::Kind::Url {
-        crate::deps::url::redact(&s)
+        crate::ui::redact(&s)
     } else {
         s.into_owned()
     }
@@ -193,150 +148,6 @@ pub fn utc(ns: i64) -> String {
     )
 }
 
-/// Where bars draw: the terminal, or (only with `--progress=always` when stderr is not
-/// one) plain lines, one a second, so CI logs get a readable trace and no cursor codes.
-pub fn draw_target() -> ProgressDrawTarget {
-    if std::io::stderr().is_terminal() {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::term_like_with_hz(Box::new(LogLines), 1)
-    }
-}
-
-/// A "terminal" that appends each drawn state to stderr as a line.
-#[derive(Debug)]
-struct LogLines;
-
-impl indicatif::TermLike for LogLines {
-    fn width(&self) -> u16 {
-        100
-    }
-    fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn write_line(&self, s: &str) -> std::io::Result<()> {
-        use std::io::Write;
-        if s.trim().is_empty() {
-            return Ok(());
-        }
-        writeln!(std::io::stderr().lock(), "{s}")
-    }
-    fn write_str(&self, s: &str) -> std::io::Result<()> {
-        self.write_line(s)
-    }
-    fn clear_line(&self) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn flush(&self) -> std::io::Result<()> {
-        use std::io::Write;
-        std::io::stderr().flush()
-    }
-}
-
-/// Runs `f` with a spinner on stderr that appears only if `f` takes longer than
-/// [`PROGRESS_DELAY`] (and progress is enabled).
-pub fn with_spinner<T>(mode: Progress, msg: &str, f: impl FnOnce() -> T) -> T {
-    if !crate::progress::enabled(mode) {
-        return f();
-    }
-    let (tx, rx) = mpsc::channel::<()>();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(PROGRESS_DELAY) {
-                let bar = ProgressBar::with_draw_target(None, draw_target());
-                bar.set_style(
-                    ProgressStyle::with_template("{spinner} idem: {msg} ({elapsed})")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                );
-                bar.set_message(msg.to_string());
-                // Animate on a terminal; one line a second in a log.
-                let tick = if std::io::stderr().is_terminal() {
-                    120
-                } else {
-                    1000
-                };
-                bar.enable_steady_tick(Duration::from_millis(tick));
-                let _ = rx.recv();
-                bar.finish_and_clear();
-            }
-        });
-        let out = f();
-        drop(tx);
-        out
-    })
-}
-
-/// What a [`Delayed`] bar counts.
-#[derive(Clone, Copy)]
-pub enum Unit {
-    Items,
-    Bytes,
-}
-
-/// A counting bar that stays hidden until the work has taken longer than
-/// [`PROGRESS_DELAY`]. Call [`Delayed::inc`] as work is done.
-pub struct Delayed {
-    bar: Option<ProgressBar>,
-    start: Instant,
-    shown: bool,
-}
-
-impl Delayed {
-    pub fn new(mode: Progress, total: u64, unit: Unit, what: &str) -> Self {
-        let bar = crate::progress::enabled(mode).then(|| {
-            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
-            let template = match unit {
-                Unit::Items => "idem: {msg} [{bar:30}] {pos}/{len} {eta}",
-                Unit::Bytes => "idem: {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-            };
-            bar.set_style(
-                ProgressStyle::with_template(template)
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.set_message(what.to_string());
-            bar
-        });
-        Self {
-            bar,
-            start: Instant::now(),
-            shown: false,
-        }
-    }
-
-    /// `n` more items (or bytes) done.
-    pub fn inc(&mut self, n: u64) {
-        let Some(bar) = &self.bar else {
-            return;
-        };
-        bar.inc(n);
-        if !self.shown && self.start.elapsed() >= PROGRESS_DELAY {
-            bar.set_draw_target(draw_target());
-            self.shown = true;
-        }
-    }
-
-    pub fn set_message(&self, msg: &str) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(msg.to_string());
-        }
-    }
-
-    pub fn finish(self) {
-        if let Some(bar) = self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,10 +170,7 @@ mod tests {
     }
 
     #[test]
-    fn sizes_and_truncation() {
-        assert_eq!(size(3), "3 B");
-        assert_eq!(size(1536), "1.5 KiB");
-        assert_eq!(size(20 << 20), "20 MiB");
+    fn truncation() {
         assert_eq!(truncate("abcdef", 4), "abc…");
         assert_eq!(truncate("abc", 4), "abc");
     }

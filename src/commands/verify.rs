@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use serde_json::json;
 
 use crate::cli::VerifyArgs;
-use crate::commands::{gc, ui};
+use crate::store::gc;
 use crate::store::record::{BlobRef, Record};
 use crate::store::{self, Cache};
 
@@ -28,10 +28,10 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
     }
     let blobs = cache.db.referenced_blobs()?;
     let total: u64 = blobs.iter().map(|(_, s)| s).sum();
-    let mut bar = ui::Delayed::new(
-        args.progress,
+    let mut bar = crate::ui::progress::Delayed::new(
+        args.progress.into(),
         total,
-        ui::Unit::Bytes,
+        crate::ui::progress::Unit::Bytes,
         "verify: re-hashing blobs",
     );
     let mut bad_blobs = Vec::new();
@@ -57,7 +57,7 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
         .delete_records(&ids)
         .context("cannot drop the broken records")?;
     // Now unreferenced: remove corrupt files so no future write deduplicates into them.
-    let (removed, _) = gc::sweep(&mut cache, bad_blobs, crate::cli::Progress::Never)?;
+    let (removed, _) = gc::sweep(&mut cache, bad_blobs, crate::ui::progress::Mode::Never)?;
     if args.json {
         let out = json!({
             "records_checked": records.len(),
@@ -82,7 +82,7 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
             "checked {} record(s) and {} blob(s) ({}); dropped {} record(s), removed {} corrupt blob file(s)",
             records.len(),
             blobs.len(),
-            ui::size(total),
+            crate::ui::units::size(total),
             ids.len(),
             removed
         );

@@ -529,7 +529,7 @@ fn hash_body(
         match (&bar, multi) {
             (Some(b), _) => b.set_position(done),
             (None, Some(m)) if opts.progress && started.elapsed() >= PROGRESS_AFTER => {
-                let b = crate::progress::bytes_bar_in(m, total, &redact(url));
+                let b = crate::ui::progress::bytes_bar_in(m, total, &redact(url));
                 b.set_position(done);
                 // The rate counts from now, not from a jump of `done` bytes.
                 b.reset_eta();

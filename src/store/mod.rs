@@ -2,6 +2,7 @@
 //! tiers behind one trait. Storage knows nothing of how a state was computed.
 
 pub mod blobs;
+pub mod gc;
 pub mod record;
 pub mod remote;
 pub mod sqlite;
@@ -51,5 +52,45 @@ impl Cache {
             db,
             blobs: blobs::BlobStore::new(dir),
         })
+    }
+}
+
+/// Which tier served a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Local,
+    Remote,
+}
+
+/// The cache's counters (`idem stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Hits,
+    RemoteHits,
+    Misses,
+    Uploads,
+    /// Nanoseconds of command time that replays saved.
+    SavedNs,
+}
+
+impl Counter {
+    /// The counter's name in the database and in `hits.log`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::Hits => "hits",
+            Counter::RemoteHits => "remote_hits",
+            Counter::Misses => "misses",
+            Counter::Uploads => "uploads",
+            Counter::SavedNs => "saved_ns",
+        }
+    }
+
+    /// The hit counters, as `hits.log` names them.
+    pub fn hit_from_name(name: &str) -> Option<Counter> {
+        match name {
+            "hits" => Some(Counter::Hits),
+            "remote_hits" => Some(Counter::RemoteHits),
+            _ => None,
+        }
     }
 }

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::record::Record;
+use super::Counter;
 
 /// The cache schema this idem writes. Older databases are migrated forward; newer ones
 /// are refused.
@@ -59,7 +60,7 @@ const MIGRATIONS: &[&str] = &[
 const PER_CONNECTION: &str = "PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456;";
 
 pub struct Db {
-    pub conn: Connection,
+    conn: Connection,
     pub path: PathBuf,
 }
 
@@ -357,9 +358,15 @@ impl Db {
     /// checkpoint and fsync, milliseconds on a path that should cost a stat per file.
     /// So hits are appended (one small O_APPEND write, atomic) to `hits.log`, folded
     /// into the database by [`Db::fold_hits`] later.
-    pub fn note_hit(&mut self, id: i64, now_ns: i64, saved_ns: u64, counter: &str) -> Result<()> {
+    pub fn note_hit(
+        &mut self,
+        id: i64,
+        now_ns: i64,
+        saved_ns: u64,
+        counter: Counter,
+    ) -> Result<()> {
         use std::io::Write;
-        let line = format!("1 {id} {now_ns} {saved_ns} {counter}\n");
+        let line = format!("1 {id} {now_ns} {saved_ns} {}\n", counter.name());
         let log = self.hit_log();
         let mut f = std::fs::OpenOptions::new()
             .create(true)
@@ -402,26 +409,27 @@ impl Db {
             else {
                 continue;
             };
-            if version != "1" || !matches!(counter, "hits" | "remote_hits") {
+            let Some(counter) = Counter::hit_from_name(counter).filter(|_| version == "1") else {
                 continue;
-            }
+            };
             tx.execute(
                 "UPDATE records SET hits=hits+1, last_used_ns=max(last_used_ns, ?2) WHERE id=?1",
                 params![id, now],
             )?;
             add_stat(&tx, counter, 1)?;
-            add_stat(&tx, "saved_ns", saved)?;
+            add_stat(&tx, Counter::SavedNs, saved)?;
         }
         tx.commit()?;
         let _ = std::fs::remove_file(&folding);
         Ok(())
     }
 
-    pub fn add_stat(&mut self, name: &str, delta: i64) -> Result<()> {
-        add_stat(&self.conn, name, delta)
+    pub fn add_stat(&mut self, counter: Counter, delta: i64) -> Result<()> {
+        add_stat(&self.conn, counter, delta)
     }
 
-    pub fn stat(&self, name: &str) -> Result<i64> {
+    pub fn stat(&self, counter: Counter) -> Result<i64> {
+        let name = counter.name();
         Ok(self
             .conn
             .query_row(
@@ -474,39 +482,6 @@ impl Db {
                 },
             )
             .optional()?)
-    }
-
-    /// Counts one successful run under an execution key (creating the key).
-    pub fn count_exec_success(
-        &mut self,
-        key: &str,
-        identity: &[u8],
-        argv: &str,
-        now_ns: i64,
-    ) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO exec_keys(key, identity, argv, successes, created_ns) VALUES (?1, ?2, ?3, 1, ?4)
-             ON CONFLICT(key) DO UPDATE SET successes = successes + 1",
-            params![key, identity, argv, now_ns],
-        )?;
-        Ok(())
-    }
-
-    pub fn meta(&self, name: &str) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE name=?1", params![name], |r| {
-                r.get(0)
-            })
-            .optional()?)
-    }
-
-    pub fn set_meta(&self, name: &str, value: &str) -> Result<()> {
-        self.conn.execute(
-            "INSERT OR REPLACE INTO meta(name, value) VALUES (?1, ?2)",
-            params![name, value],
-        )?;
-        Ok(())
     }
 
     /// Deletes records (and their blob references) by id, in one transaction.
@@ -777,14 +752,37 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Calls `f(hash, referenced)` for each hash inside one IMMEDIATE transaction: a
+    /// concurrent `insert_record` (which checks its blob files exist under the same
+    /// lock) lands either before the check (the blob is kept) or after `f` removed it
+    /// (the insert is refused), never in between.
+    pub fn for_each_unreferenced(
+        &mut self,
+        hashes: &[[u8; 32]],
+        mut f: impl FnMut(&[u8; 32], bool) -> Result<()>,
+    ) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .context("cannot lock the cache database for gc")?;
+        for hash in hashes {
+            f(hash, blob_referenced(&tx, hash)?)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 /// Inside a write transaction: is this blob referenced by any record?
-pub fn blob_referenced(conn: &Connection, hash: &[u8; 32]) -> Result<bool> {
+fn blob_referenced(conn: &Connection, hash: &[u8; 32]) -> Result<bool> {
     Ok(conn
         .prepare_cached("SELECT EXISTS(SELECT 1 FROM record_blobs WHERE hash=?1)")?
         .query_row(params![&hash[..]], |r| r.get(0))?)
 }
 
-fn add_stat(conn: &Connection, name: &str, delta: i64) -> Result<()> {
+fn add_stat(conn: &Connection, counter: Counter, delta: i64) -> Result<()> {
+    let name = counter.name();
     conn.prepare_cached(
         "INSERT INTO stats(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
     )?

@@ -400,7 +400,7 @@ impl Tier {
         {
             return;
         }
-        if let Err(e) = cache.db.add_stat("uploads", 1) {
+        if let Err(e) = cache.db.add_stat(crate::store::Counter::Uploads, 1) {
             eprintln!("idem: warning: cannot count the upload: {e:#}");
         }
         if self.verbose {

@@ -1,0 +1,76 @@
+//! What idem says to a person, in one place: warnings and notes on stderr, durations,
+//! sizes and ages in one format, URLs with their secrets masked, progress bars. It
+//! never decides anything; it only words and draws what it is given.
+
+pub mod progress;
+pub mod units;
+
+use std::fmt::Display;
+
+/// A problem idem routed around (cache fault, unreadable input): the command's result
+/// is unchanged. One line on stderr.
+pub fn warn(msg: impl Display) {
+    eprintln!("idem: warning: {msg}");
+}
+
+/// A line idem prints on its own behalf (`-v` notes, refusals): `idem: <msg>`.
+pub fn note(msg: impl Display) {
+    eprintln!("idem: {msg}");
+}
+
+/// A URL as it may be printed: a password becomes `***` and query values are masked
+/// (signed URLs carry tokens there); the fragment is dropped. Works on URLs the `url`
+/// crate cannot parse too (a Redis Cluster's `h1,h2` host list).
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.split(['?', '#']).next().unwrap_or("").to_string();
+    };
+    let rest = rest.split('#').next().unwrap_or("");
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let mut out = format!("{scheme}://{authority}{path}");
+    if let Some(q) = query {
+        let masked: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) => format!("{name}=***"),
+                None => pair.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&masked.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redact_masks_passwords_and_query_values() {
+        assert_eq!(
+            redact("https://me:hunter2@example.com/x?sig=abc&v"),
+            "https://me:***@example.com/x?sig=***&v"
+        );
+        assert_eq!(
+            redact("redis+cluster://:hunter2@h1:1,h2:2/0"),
+            "redis+cluster://:***@h1:1,h2:2/0"
+        );
+        assert_eq!(redact("http://host/p#frag"), "http://host/p");
+        assert_eq!(redact("http://bob@host/"), "http://bob@host/");
+    }
+}
