@@ -76,15 +76,6 @@ impl BlobStore {
         Ok(blob)
     }
 
-    /// Stores bytes received from elsewhere (a remote), after checking their hash.
-    pub fn put_verified(&self, expected: &BlobRef, reader: &mut dyn Read) -> Result<()> {
-        let mut w = self.writer()?;
-        std::io::copy(reader, &mut w)?;
-        let got = w.finish_checked(expected)?;
-        debug_assert_eq!(got, *expected);
-        Ok(())
-    }
-
     fn install(&self, tmp: tempfile::NamedTempFile, hash: &[u8; 32]) -> Result<()> {
         let dest = self.path(hash);
         let parent = dest

@@ -66,7 +66,7 @@ pub enum LeaseTry {
     Unsupported,
 }
 
-/// The second-tier store (DESIGN.md's Store trait, for remotes). Record ids and blob
+/// The second-tier store (the remote side of the store; docs/architecture.md). Record ids and blob
 /// hashes are lowercase hex. Implementations bound every network wait by the configured
 /// timeout and never put credentials into error messages.
 pub trait Remote: Send + Sync {
