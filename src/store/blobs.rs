@@ -3,7 +3,7 @@
 //! byte of them is used: a corrupt blob is a miss, never a wrong replay.
 
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::Write;
 
 use std::path::{Path, PathBuf};
 
