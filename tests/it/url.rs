@@ -2,8 +2,6 @@
 //! (scriptable validators, statuses, delays, redirects, header checks) and nginx serving
 //! a static directory. Never reaches outside 127.0.0.1 (except one `.invalid` lookup).
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{require_binary, stderr, Ws};
+use crate::common::{free_port, is_hit, record_count, require_binary, stderr, Ws};
 
 // ---------------------------------------------------------------------------------
 // A small HTTP/1.1 test server: one thread per connection, `Connection: close`.
@@ -309,11 +307,6 @@ impl Drop for Nginx {
     }
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().unwrap().port()
-}
-
 // ---------------------------------------------------------------------------------
 // Helpers.
 
@@ -325,19 +318,12 @@ fn counted(ws: &Ws, extra: &[&str]) -> Output {
     ws.run(&args)
 }
 
-fn is_hit(o: &Output) -> bool {
-    stderr(o).contains("idem: hit")
-}
-
-/// Records in the workspace's cache database.
+/// Records in the workspace's cache.
 fn records(ws: &Ws) -> i64 {
-    let db = ws.cache.join("idem.db");
-    if !db.exists() {
+    if !ws.cache.join("idem.db").exists() {
         return 0;
     }
-    let conn = rusqlite::Connection::open(db).expect("open db");
-    conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0))
-        .expect("count")
+    record_count(ws)
 }
 
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -1141,7 +1127,7 @@ fn slow_bodies_show_a_progress_bar_only_on_a_terminal() {
     let ws = Ws::new();
     let line = format!(
         "{} run -u {url} -- sh -c 'echo x >> count'",
-        common::idem_bin().display()
+        crate::common::idem_bin().display()
     );
     let o = Command::new(script)
         .args(["-qec", &line, "/dev/null"])

@@ -2,37 +2,19 @@
 //! Cluster, nginx WebDAV), each started by the test in a temp dir and killed on drop.
 //! Two "machines" are two workspaces with their own caches sharing one remote URL.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{require_binary, stderr, stdout, Ws};
+use crate::common::{free_port, require_binary, stats, stderr, stdout, wait_until, Ws};
 use idem::store::record::{OutputEntry, Record};
 use idem::store::remote;
 
 // ---------------------------------------------------------------------------------
 // Servers
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// Polls `ok` until it holds, failing the test after `limit`.
-fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A child server process, killed (and reaped) on drop.
 struct Proc {
@@ -428,20 +410,11 @@ fn assert_same_outcome(a: &Output, wa: &Ws, b: &Output, wb: &Ws) {
     }
 }
 
-/// A counter: the database's value plus hits not yet folded in from `hits.log`.
+/// A counter, as `idem stats --json` reports it.
 fn stat(ws: &Ws, name: &str) -> i64 {
-    let db = rusqlite::Connection::open(ws.cache.join("idem.db")).expect("open idem.db");
-    let folded: i64 = db
-        .query_row("SELECT value FROM stats WHERE name=?1", [name], |r| {
-            r.get(0)
-        })
-        .unwrap_or(0);
-    let log = std::fs::read_to_string(ws.cache.join("hits.log")).unwrap_or_default();
-    let pending = log
-        .lines()
-        .filter(|l| l.split_whitespace().nth(4) == Some(name))
-        .count();
-    folded + pending as i64
+    stats(ws)[name]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{name} in stats --json"))
 }
 
 fn warnings(o: &Output) -> usize {

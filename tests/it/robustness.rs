@@ -2,9 +2,7 @@
 //! inputs, full disks, ignored signals, background processes, corrupt records,
 //! concurrent first use, caches inside the workspace, absolute specs.
 
-mod common;
-
-use common::{stderr, stdout, Ws};
+use crate::common::{stderr, stdout, Ws};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -31,7 +29,7 @@ fn a_full_cache_disk_never_breaks_the_command() {
     ws.run(&["--", "true"]);
     // A file-size limit makes every write past 2 MB fail (EFBIG), like a full disk;
     // the pipe to the command is not a file, so only idem's capture is affected.
-    let idem = common::idem_bin();
+    let idem = crate::common::idem_bin();
     let script = format!(
         "trap '' XFSZ; ulimit -f 4000; exec '{}' run -- sh -c 'head -c 5000000 /dev/zero; echo done >&2'",
         idem.display()
@@ -91,7 +89,7 @@ fn failures_cached_on_request_are_not_replayed_to_others() {
 #[test]
 fn an_inherited_ignored_sigchld_does_not_run_the_command_twice() {
     let ws = Ws::new();
-    let Some(python) = common::require_binary("python3") else {
+    let Some(python) = crate::common::require_binary("python3") else {
         return;
     };
     // sh cannot hand a command an ignored SIGCHLD; python can.
@@ -100,7 +98,7 @@ fn an_inherited_ignored_sigchld_does_not_run_the_command_twice() {
             "-c",
             "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
         ])
-        .arg(common::idem_bin())
+        .arg(crate::common::idem_bin())
         .args(["run", "--", "sh", "-c", "echo run >> count"])
         .current_dir(ws.root())
         .env("IDEM_CACHE_DIR", &ws.cache)
@@ -115,7 +113,7 @@ fn an_ignored_sigint_stays_ignored_for_the_command() {
     let ws = Ws::new();
     let script = format!(
         "trap '' INT; exec '{}' run -- sh -c 'kill -INT $$; echo survived'",
-        common::idem_bin().display()
+        crate::common::idem_bin().display()
     );
     let o = std::process::Command::new("sh")
         .args(["-c", &script])
@@ -378,7 +376,7 @@ fn unreadable_stdin_runs_the_command_uncached() {
 #[test]
 fn an_ignored_sigchld_is_passed_on_to_the_command() {
     let ws = Ws::new();
-    let Some(python) = common::require_binary("python3") else {
+    let Some(python) = crate::common::require_binary("python3") else {
         return;
     };
     let o = std::process::Command::new(&python)
@@ -386,7 +384,7 @@ fn an_ignored_sigchld_is_passed_on_to_the_command() {
             "-c",
             "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
         ])
-        .arg(common::idem_bin())
+        .arg(crate::common::idem_bin())
         .args(["run", "--"])
         .arg(&python)
         .args(["-c", "import signal; print(signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN)"])
