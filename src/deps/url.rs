@@ -1,11 +1,11 @@
-//! URL dependencies: the current state of a remote resource (strong ETag, else
+//! URL dependencies: the current state of a remote resource (strong ETag, else a settled
 //! Last-Modified + Content-Length, else a streamed body hash). Header values are never
 //! stored or printed; an unknown state is reported as unknown, never guessed.
 
 use std::io::Read;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressDrawTarget};
@@ -22,6 +22,16 @@ const WATCHDOG_GRACE: Duration = Duration::from_millis(250);
 
 /// A body download shows a progress bar once it has taken this long.
 const PROGRESS_AFTER: Duration = Duration::from_secs(1);
+
+/// A body download gets the URL timeout once more for every piece of this size that
+/// arrives: a floor on its average rate, so a trickle is cut off and a big file is not.
+const BODY_PIECE: u64 = 4 << 20;
+
+/// A `Last-Modified` this close to the server's `Date` (or to our clock when there is no
+/// `Date`) is not trusted: HTTP dates have one-second resolution and file timestamps
+/// lag the wall clock a little, so a change made a moment later can carry the very same
+/// date. One second of resolution plus one of margin.
+const RACY_WINDOW: u64 = 2;
 
 #[derive(Clone, Default)]
 pub struct UrlOptions {
@@ -138,8 +148,7 @@ pub fn parse_header(h: &str) -> Result<(String, String)> {
 
 /// What a worker thread tells the collector.
 enum Event {
-    /// URL `i` moved to a new phase: `Some(deadline)` to get an answer by then, `None`
-    /// when a body is streaming (then the transport's read timeout bounds each read).
+    /// URL `i` must answer (or finish its next piece of body) by this deadline.
     Phase(usize, Option<Instant>),
     Done(usize, UrlOutcome),
 }
@@ -291,7 +300,8 @@ fn check_one(
         let deadline = Instant::now() + opts.timeout;
         match request(agent, "HEAD", &url, opts, Some(deadline)) {
             Ok(resp) => {
-                if let Some(state) = validators(|name| resp.header(name)) {
+                let checked = unix_secs(SystemTime::now());
+                if let Some(state) = validators(|name| resp.header(name), checked) {
                     return known(&spec.url, state);
                 }
             }
@@ -305,8 +315,7 @@ fn check_one(
         Ok(r) => r,
         Err(f) => return f.into_outcome(&spec.url, opts.timeout),
     };
-    probe.phase(None);
-    match hash_body(resp, &spec.url, opts, multi) {
+    match hash_body(resp, &spec.url, opts, multi, probe) {
         Ok(state) => known(&spec.url, state),
         Err(f) => f.into_outcome(&spec.url, opts.timeout),
     }
@@ -477,11 +486,67 @@ fn request(
     )))
 }
 
-/// The validator state from response headers, or `None` when there is none usable.
-fn validators<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
+fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// Seconds since the epoch of an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, the only
+/// form RFC 9110 lets servers send). The obsolete forms are `None`: not trusted.
+fn http_date(s: &str) -> Option<i64> {
+    let rest = s.trim().split_once(", ")?.1;
+    let f: Vec<&str> = rest.split(' ').collect();
+    let [day, month, year, time, "GMT"] = f[..] else {
+        return None;
+    };
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == month)? as i64 + 1;
+    let num = |t: &str, len: usize| -> Option<i64> {
+        (t.len() == len && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse().ok())
+            .flatten()
+    };
+    let (day, year) = (num(day, 2)?, num(year, 4)?);
+    let hms: Vec<&str> = time.split(':').collect();
+    let [h, m, sec] = hms[..] else { return None };
+    let (h, m, sec) = (num(h, 2)?, num(m, 2)?, num(sec, 2)?);
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 to year-month-day (proleptic Gregorian; Howard Hinnant's
+    // days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+}
+
+/// Whether a `Last-Modified` is safely older than the server's `Date` (or, without a
+/// usable `Date`, than `checked`, our own clock when the answer came): the racy rule.
+fn settled(modified: &str, date: Option<&str>, checked: i64) -> bool {
+    let Some(modified) = http_date(modified) else {
+        return false;
+    };
+    let now = date.and_then(http_date).unwrap_or(checked);
+    now.saturating_sub(modified) >= RACY_WINDOW as i64
+}
+
+/// The validator state from response headers, or `None` when there is none usable: no
+/// validator, or one that rests on a `Last-Modified` too recent to be trusted (then the
+/// body is hashed instead). `checked` is the time of the answer, in Unix seconds.
+fn validators<'a>(header: impl Fn(&str) -> Option<&'a str>, checked: i64) -> Option<String> {
     let get = |name: &str| header(name).map(str::trim).filter(|v| !v.is_empty());
     let etag = get("etag");
-    let modified = get("last-modified");
+    let date = get("date");
+    let modified = get("last-modified").filter(|m| settled(m, date, checked));
     let length = get("content-length").and_then(|l| l.parse::<u64>().ok());
     match etag {
         Some(e) if !e.starts_with("W/") => Some(format!("etag:{e}")),
@@ -496,13 +561,19 @@ fn validators<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
     }
 }
 
-/// Streams the body through blake3, never holding more than one buffer of it.
+/// Streams the body through blake3, never holding more than one buffer of it. The body
+/// has the URL timeout for its first 4 MiB and once more for each further 4 MiB (the
+/// watchdog enforces it, so a server that trickles bytes cannot hold idem).
 fn hash_body(
     resp: ureq::Response,
     url: &str,
     opts: &UrlOptions,
     multi: Option<&MultiProgress>,
+    probe: &Probe<'_>,
 ) -> std::result::Result<String, Failure> {
+    let body_start = Instant::now();
+    let mut pieces_done: u64 = 0;
+    probe.phase(Some(body_start + opts.timeout));
     let total = resp
         .header("content-length")
         .and_then(|l| l.trim().parse::<u64>().ok());
@@ -526,6 +597,13 @@ fn hash_body(
         };
         hasher.update(&buf[..n]);
         done += n as u64;
+        if done / BODY_PIECE > pieces_done {
+            pieces_done = done / BODY_PIECE;
+            let allowed = opts
+                .timeout
+                .saturating_mul(u32::try_from(pieces_done + 1).unwrap_or(u32::MAX));
+            probe.phase(Some(body_start + allowed));
+        }
         match (&bar, multi) {
             (Some(b), _) => b.set_position(done),
             (None, Some(m)) if opts.progress && started.elapsed() >= PROGRESS_AFTER => {
@@ -717,7 +795,62 @@ mod tests {
     }
 
     fn v(h: &[(&'static str, &'static str)]) -> Option<String> {
-        validators(|name| h.iter().find(|(k, _)| *k == name).map(|(_, v)| *v))
+        let now = unix_secs(SystemTime::now());
+        validators(
+            |name| h.iter().find(|(k, _)| *k == name).map(|(_, v)| *v),
+            now,
+        )
+    }
+
+    #[test]
+    fn http_dates_parse() {
+        assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(784_111_777)
+        );
+        assert_eq!(
+            http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
+            Some(1_835_481_599)
+        );
+        for bad in [
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "Sun, 06 Nov 1994 08:49:37 CET",
+            "Sun, 6 Nov 1994 08:49:37 GMT",
+            "",
+        ] {
+            assert_eq!(http_date(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_last_modified_too_close_to_the_date_is_not_a_validator() {
+        let lm = "Sun, 06 Nov 1994 08:49:37 GMT";
+        let h = |date: &'static str| {
+            vec![
+                ("last-modified", lm),
+                ("content-length", "3"),
+                ("date", date),
+            ]
+        };
+        let at = |hs: Vec<(&'static str, &'static str)>, now: i64| {
+            validators(|n| hs.iter().find(|(k, _)| *k == n).map(|(_, v)| *v), now)
+        };
+        let now = unix_secs(SystemTime::now());
+        // Same second, one second later: racy. Two seconds later: settled.
+        assert_eq!(at(h(lm), now), None);
+        assert_eq!(at(h("Sun, 06 Nov 1994 08:49:38 GMT"), now), None);
+        assert!(at(h("Sun, 06 Nov 1994 08:49:39 GMT"), now).is_some());
+        // No Date: our clock decides.
+        let plain = vec![("last-modified", lm), ("content-length", "3")];
+        assert_eq!(at(plain.clone(), 784_111_778), None);
+        assert!(at(plain.clone(), 784_111_779).is_some());
+        // An unparseable Last-Modified is never trusted; a strong ETag needs no date.
+        let odd = vec![("last-modified", "yesterday"), ("content-length", "3")];
+        assert_eq!(at(odd, now), None);
+        let strong = vec![("etag", "\"x\""), ("last-modified", lm), ("date", lm)];
+        assert_eq!(at(strong, now).as_deref(), Some("etag:\"x\""));
     }
 
     #[test]

@@ -1144,3 +1144,59 @@ fn slow_bodies_show_a_progress_bar_only_on_a_terminal() {
     assert!(tty.contains("195.31 KiB"), "the bar counts bytes: {tty}");
     assert_eq!(ws.count("count"), 1);
 }
+
+// ---------------------------------------------------------------------------------
+// Hardening: racy validators and overall deadlines.
+
+#[test]
+fn a_last_modified_as_new_as_the_date_is_not_trusted() {
+    // "Modified this very second": a later change within that second (same size) would
+    // carry the same Last-Modified, so only the body can tell.
+    let srv = Server::start();
+    let now = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let at = |body: &str, date: &str| {
+        Route::ok(body)
+            .header("Last-Modified", now)
+            .header("Date", date)
+    };
+    let route = |body: &str| at(body, now);
+    srv.route("/racy", route("aaaa"));
+    let ws = Ws::new();
+    let url = srv.url("/racy");
+    let o = counted(&ws, &["-u", &url]);
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    assert_eq!(srv.seen("GET", "/racy").len(), 1, "the body decides");
+    srv.route("/racy", route("bbbb"));
+    let o = counted(&ws, &["-u", &url]);
+    assert!(!is_hit(&o), "replayed a stale outcome: {}", stderr(&o));
+    assert_eq!(ws.count("count"), 2);
+    // Unchanged bytes: the body hash replays.
+    assert!(is_hit(&counted(&ws, &["-u", &url])));
+    assert_eq!(ws.count("count"), 2);
+    // The same dates two seconds apart are settled: a validator again, no body.
+    let gets = srv.seen("GET", "/racy").len();
+    srv.route("/racy", at("bbbb", "Sun, 06 Nov 1994 08:49:39 GMT"));
+    counted(&ws, &["-u", &url]);
+    assert!(is_hit(&counted(&ws, &["-u", &url])));
+    assert_eq!(
+        srv.seen("GET", "/racy").len(),
+        gets,
+        "a settled date needs no body"
+    );
+}
+
+#[test]
+fn a_body_that_trickles_is_cut_off_at_the_timeout() {
+    // Each byte arrives well within the read timeout: only an overall deadline stops it.
+    let srv = Server::start();
+    let mut r = Route::ok(&"x".repeat(1000));
+    r.slow_body = Some((1000, Duration::from_millis(100))); // 100 s, a byte at a time
+    srv.route("/drip", r);
+    let ws = Ws::new();
+    let url = srv.url("/drip");
+    let t = Instant::now();
+    let o = counted(&ws, &["--url-timeout", "1s", "--url-content", &url]);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_unknown(&ws, &o, &url, "timed out after 1s", 0);
+}

@@ -1,24 +1,28 @@
 //! HTTP/WebDAV remote: plain GET/PUT/HEAD of `<prefix>/idem/v1/rec/<id>` and
 //! `<prefix>/idem/v1/blob/<hash>`, as nginx WebDAV and object-store gateways accept. It
-//! has no leases. Credentials (URL user:password, IDEM_REMOTE_TOKEN) are never printed.
+//! has no leases. Credentials (URL user:password, IDEM_REMOTE_TOKEN) are never printed,
+//! never follow a redirect, and only a 2xx answer to a PUT counts as stored.
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{RResult, Remote, RemoteError};
+use super::deadline::budget;
+use super::{RResult, Remote, RemoteError, MAX_RECORD};
 use crate::encode::hex;
 use crate::store::record::BlobRef;
-
-/// A record larger than this is refused rather than read into memory.
-const MAX_RECORD: u64 = 64 << 20;
 
 pub struct HttpRemote {
     /// Scheme, host and path prefix, without credentials or a trailing slash.
     base: String,
     auth: Option<String>,
+    /// GET and HEAD: redirects followed (ureq drops `Authorization` on every redirect).
     agent: ureq::Agent,
+    /// PUT: redirects never followed (ureq would turn a redirected PUT into a GET and
+    /// report its answer as the upload's), so a 3xx is a failed upload.
+    put_agent: ureq::Agent,
+    timeout: Duration,
 }
 
 fn base64(input: &[u8]) -> String {
@@ -103,21 +107,35 @@ impl HttpRemote {
             .ok()
             .filter(|t| !t.is_empty());
         let auth = token.map(|t| format!("Bearer {t}")).or(url_auth);
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(timeout)
-            .timeout_read(timeout)
-            .timeout_write(timeout)
-            .user_agent(concat!("idem/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Ok(Self { base, auth, agent })
+        let builder = || {
+            ureq::AgentBuilder::new()
+                .timeout_connect(timeout)
+                .timeout_read(timeout)
+                .timeout_write(timeout)
+                .user_agent(concat!("idem/", env!("CARGO_PKG_VERSION")))
+        };
+        Ok(Self {
+            base,
+            auth,
+            agent: builder().build(),
+            put_agent: builder().redirects(0).build(),
+            timeout,
+        })
     }
 
     fn url(&self, kind: &str, key: &str) -> String {
         format!("{}/idem/v1/{kind}/{key}", self.base)
     }
 
-    fn request(&self, method: &str, kind: &str, key: &str) -> ureq::Request {
-        let r = self.agent.request(method, &self.url(kind, key));
+    /// A request whose whole exchange (head and body) ends within `budget`: the transport
+    /// stops by itself even when `Tier`'s watchdog has already given up on it.
+    fn request(&self, method: &str, kind: &str, key: &str, budget: Duration) -> ureq::Request {
+        let agent = if method == "PUT" {
+            &self.put_agent
+        } else {
+            &self.agent
+        };
+        let r = agent.request(method, &self.url(kind, key)).timeout(budget);
         match &self.auth {
             Some(a) => r.set("Authorization", a),
             None => r,
@@ -125,14 +143,20 @@ impl HttpRemote {
     }
 
     /// Sends and maps the answer: `Ok(None)` for 404, transient for 5xx, 429 and
-    /// transport errors, fatal otherwise. Messages never contain credentials.
+    /// transport errors, fatal otherwise (a 3xx included: only 2xx is success). Messages
+    /// never contain credentials (nor a redirect's Location, which may carry a token).
     fn send(
         &self,
         what: &str,
         res: std::result::Result<ureq::Response, ureq::Error>,
     ) -> RResult<Option<ureq::Response>> {
         match res {
-            Ok(r) => Ok(Some(r)),
+            Ok(r) if (200..300).contains(&r.status()) => Ok(Some(r)),
+            Ok(r) if (300..400).contains(&r.status()) => Err(RemoteError::fatal(anyhow!(
+                "{what}: HTTP {} redirect, not followed (point the remote URL at the final location)",
+                r.status()
+            ))),
+            Ok(r) => Err(RemoteError::fatal(anyhow!("{what}: HTTP {}", r.status()))),
             Err(ureq::Error::Status(404, _)) => Ok(None),
             Err(ureq::Error::Status(code, _)) => {
                 let err = anyhow!("{what}: HTTP {code}");
@@ -154,18 +178,20 @@ impl HttpRemote {
 impl Remote for HttpRemote {
     fn get_record(&self, id: &str) -> RResult<Option<Vec<u8>>> {
         let what = format!("GET rec/{id}");
-        let Some(resp) = self.send(&what, self.request("GET", "rec", id).call())? else {
+        let req = self.request("GET", "rec", id, self.timeout);
+        let Some(resp) = self.send(&what, req.call())? else {
             return Ok(None);
         };
+        if content_length(&resp).is_some_and(|n| n > MAX_RECORD) {
+            return Err(too_large(&what));
+        }
         let mut buf = Vec::new();
         resp.into_reader()
             .take(MAX_RECORD + 1)
             .read_to_end(&mut buf)
             .map_err(|e| RemoteError::transient(anyhow!("{what}: {e}")))?;
         if buf.len() as u64 > MAX_RECORD {
-            return Err(RemoteError::fatal(anyhow!(
-                "{what}: record larger than {MAX_RECORD} bytes"
-            )));
+            return Err(too_large(&what));
         }
         Ok(Some(buf))
     }
@@ -173,7 +199,7 @@ impl Remote for HttpRemote {
     fn put_record(&self, id: &str, data: &[u8], _ttl: Option<Duration>) -> RResult<()> {
         let what = format!("PUT rec/{id}");
         let req = self
-            .request("PUT", "rec", id)
+            .request("PUT", "rec", id, self.timeout)
             .set("Content-Type", "application/octet-stream");
         self.send(&what, req.send_bytes(data))?;
         Ok(())
@@ -182,22 +208,26 @@ impl Remote for HttpRemote {
     fn has_blob(&self, blob: &BlobRef) -> RResult<bool> {
         let h = hex(&blob.hash);
         let what = format!("HEAD blob/{h}");
-        let Some(resp) = self.send(&what, self.request("HEAD", "blob", &h).call())? else {
+        let req = self.request("HEAD", "blob", &h, self.timeout);
+        let Some(resp) = self.send(&what, req.call())? else {
             return Ok(false);
         };
         // A partial or foreign object of the wrong length is as good as absent.
-        let len = resp
-            .header("Content-Length")
-            .and_then(|l| l.parse::<u64>().ok());
-        Ok(len.is_none_or(|l| l == blob.size))
+        Ok(content_length(&resp).is_none_or(|l| l == blob.size))
     }
 
     fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> RResult<bool> {
         let h = hex(&blob.hash);
         let what = format!("GET blob/{h}");
-        let Some(resp) = self.send(&what, self.request("GET", "blob", &h).call())? else {
+        let req = self.request("GET", "blob", &h, budget(self.timeout, Some(blob.size)));
+        let Some(resp) = self.send(&what, req.call())? else {
             return Ok(false);
         };
+        // Another length is another object (partial, foreign): absent, and not read.
+        if content_length(&resp).is_some_and(|n| n != blob.size) {
+            return Ok(false);
+        }
+        // At most one byte more than the blob: enough for the hash check to fail.
         let mut body = resp.into_reader().take(blob.size + 1);
         let mut buf = vec![0u8; 1 << 16];
         loop {
@@ -218,12 +248,24 @@ impl Remote for HttpRemote {
         let h = hex(&blob.hash);
         let what = format!("PUT blob/{h}");
         let req = self
-            .request("PUT", "blob", &h)
+            .request("PUT", "blob", &h, budget(self.timeout, Some(blob.size)))
             .set("Content-Type", "application/octet-stream")
             .set("Content-Length", &blob.size.to_string());
         self.send(&what, req.send(src))?;
         Ok(())
     }
+}
+
+fn content_length(resp: &ureq::Response) -> Option<u64> {
+    resp.header("Content-Length")
+        .and_then(|l| l.trim().parse::<u64>().ok())
+}
+
+fn too_large(what: &str) -> RemoteError {
+    RemoteError::bad_object(anyhow!(
+        "{what}: record larger than {} MiB, not read",
+        MAX_RECORD >> 20
+    ))
 }
 
 #[cfg(test)]
