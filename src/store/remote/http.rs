@@ -13,6 +13,9 @@ use super::{RResult, Remote, RemoteError, MAX_RECORD};
 use crate::encode::hex;
 use crate::store::record::BlobRef;
 
+/// How long after the operation's deadline the HTTP client's own deadline falls.
+const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
+
 pub struct HttpRemote {
     /// Scheme, host and path prefix, without credentials or a trailing slash.
     base: String,
@@ -127,15 +130,18 @@ impl HttpRemote {
         format!("{}/idem/v1/{kind}/{key}", self.base)
     }
 
-    /// A request whose whole exchange (head and body) ends within `budget`: the transport
-    /// stops by itself even when `Tier`'s watchdog has already given up on it.
+    /// A request whose whole exchange (head and body) ends within `budget` (plus a grace
+    /// second): the transport stops by itself after `Tier`'s watchdog has given up on it.
+    /// The grace lets the watchdog, whose message names the deadline, always speak first.
     fn request(&self, method: &str, kind: &str, key: &str, budget: Duration) -> ureq::Request {
         let agent = if method == "PUT" {
             &self.put_agent
         } else {
             &self.agent
         };
-        let r = agent.request(method, &self.url(kind, key)).timeout(budget);
+        let r = agent
+            .request(method, &self.url(kind, key))
+            .timeout(budget + BACKSTOP_GRACE);
         match &self.auth {
             Some(a) => r.set("Authorization", a),
             None => r,
