@@ -3,14 +3,19 @@
 //! fault must never change a command's result; credentials must never be printed.
 
 pub mod deadline;
+mod envelope;
 pub mod http;
+mod lease;
 pub mod redis;
+
+pub use envelope::{mac_key, record_id, seal, unseal};
+pub use lease::RemoteLease;
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -127,69 +132,6 @@ pub fn redact(url: &str) -> String {
     };
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
     format!("{scheme}://{host}{path}")
-}
-
-/// The key under which a (task, state) record and its lease live on a remote.
-pub fn record_id(task: &[u8; 32], state: &[u8; 32]) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(b"idem-remote-record-v1");
-    h.update(task);
-    h.update(state);
-    h.finalize().to_hex().to_string()
-}
-
-/// The MAC key derived from `IDEM_REMOTE_KEY`.
-pub fn mac_key(secret: &str) -> [u8; 32] {
-    blake3::derive_key("idem 2024 remote record MAC v1", secret.as_bytes())
-}
-
-const MAGIC: &[u8] = b"idem-remote-record\0";
-const ENVELOPE_VERSION: u8 = 1;
-
-/// Wraps canonical record bytes for upload: magic, version, optional keyed-blake3 MAC.
-pub fn seal(key: Option<&[u8; 32]>, record: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(MAGIC.len() + 34 + record.len());
-    out.extend_from_slice(MAGIC);
-    out.push(ENVELOPE_VERSION);
-    match key {
-        Some(k) => {
-            out.push(1);
-            out.extend_from_slice(blake3::keyed_hash(k, record).as_bytes());
-        }
-        None => out.push(0),
-    }
-    out.extend_from_slice(record);
-    out
-}
-
-/// Checks an envelope and returns the record bytes. With a key, a missing or wrong MAC
-/// is an error; without one, any MAC is ignored (it cannot be checked).
-pub fn unseal<'a>(key: Option<&[u8; 32]>, data: &'a [u8]) -> Result<&'a [u8]> {
-    let rest = data
-        .strip_prefix(MAGIC)
-        .context("not an idem remote record")?;
-    let (&version, rest) = rest.split_first().context("truncated remote record")?;
-    if version != ENVELOPE_VERSION {
-        bail!("remote record envelope version {version} is not supported by this idem");
-    }
-    let (&has_mac, rest) = rest.split_first().context("truncated remote record")?;
-    let (mac, body) = match has_mac {
-        0 => (None, rest),
-        1 if rest.len() >= 32 => (Some(&rest[..32]), &rest[32..]),
-        _ => bail!("malformed remote record envelope"),
-    };
-    if let Some(k) = key {
-        let Some(mac) = mac else {
-            bail!("it carries no MAC and IDEM_REMOTE_KEY is set");
-        };
-        let want = blake3::keyed_hash(k, body);
-        // blake3::Hash compares in constant time.
-        let got = blake3::Hash::from_bytes(<[u8; 32]>::try_from(mac).context("MAC has 32 bytes")?);
-        if want != got {
-            bail!("its MAC does not match (tampered, or signed with another IDEM_REMOTE_KEY)");
-        }
-    }
-    Ok(body)
 }
 
 const MAX_ATTEMPTS: u32 = 4;
@@ -513,68 +455,6 @@ impl Tier {
     }
 }
 
-/// A held remote lease: a heartbeat thread renews it; dropping it stops the heartbeat
-/// and releases the lease if it is still ours.
-/// Renewals and the release are bounded by the remote timeout like every other call, so
-/// dropping a lease never waits on a frozen server for longer than that, twice.
-pub struct RemoteLease {
-    stop: Option<mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    backend: Arc<dyn Remote>,
-    timeout: Duration,
-    id: String,
-    holder: String,
-}
-
-impl RemoteLease {
-    fn start(backend: Arc<dyn Remote>, timeout: Duration, id: String, holder: String) -> Self {
-        let (tx, rx) = mpsc::channel::<()>();
-        let (b, i, h) = (backend.clone(), id.clone(), holder.clone());
-        let thread = std::thread::spawn(move || loop {
-            match rx.recv_timeout(LEASE_TTL / 3) {
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    // A lost lease, or renewals failing until it expires, leave the
-                    // command running: the worst case is another host running it too,
-                    // never a wrong result. A failed renewal is retried next beat.
-                    let (b, i, h) = (Arc::clone(&b), i.clone(), h.clone());
-                    let renewed = within(Deadline::after(timeout), move || {
-                        b.renew_lease(&i, &h, LEASE_TTL)
-                    });
-                    if let Ok(false) = renewed {
-                        return;
-                    }
-                }
-                _ => return,
-            }
-        });
-        Self {
-            stop: Some(tx),
-            thread: Some(thread),
-            backend,
-            timeout,
-            id,
-            holder,
-        }
-    }
-}
-
-impl Drop for RemoteLease {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        let (b, i, h) = (
-            Arc::clone(&self.backend),
-            self.id.clone(),
-            self.holder.clone(),
-        );
-        let _ = within(Deadline::after(self.timeout), move || {
-            b.release_lease(&i, &h)
-        });
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -683,22 +563,5 @@ mod tests {
         let (t, b) = tier(1, true, Duration::from_millis(10));
         assert_eq!(t.call("lookup", t.timeout, |_| b.get_record("x")), None);
         assert_eq!(b.calls.load(Ordering::SeqCst), 1);
-    }
-
-    #[test]
-    fn seal_and_unseal() {
-        let k = mac_key("secret");
-        let sealed = seal(Some(&k), b"record");
-        assert_eq!(unseal(Some(&k), &sealed).unwrap(), b"record");
-        assert_eq!(unseal(None, &sealed).unwrap(), b"record");
-        let mut bad = sealed.clone();
-        let last = bad.len() - 1;
-        bad[last] ^= 1;
-        assert!(unseal(Some(&k), &bad).is_err());
-        assert!(unseal(Some(&mac_key("other")), &sealed).is_err());
-        let plain = seal(None, b"record");
-        assert!(unseal(Some(&k), &plain).is_err());
-        assert_eq!(unseal(None, &plain).unwrap(), b"record");
-        assert!(unseal(None, b"garbage").is_err());
     }
 }
