@@ -1500,3 +1500,36 @@ fn an_oversized_redis_record_is_a_miss_and_never_read() {
     assert_eq!(fleet.runs(), 2, "{}", stderr(&rc));
     assert_same_outcome(&ra, &a, &rc, &c);
 }
+
+#[test]
+fn an_oversized_http_record_is_a_miss_and_never_read() {
+    // It announces 100 MB; idem must refuse it on the length alone and keep the remote.
+    let srv = HttpServer::start("127.0.0.1", |method, path| match method {
+        "GET" if path.contains("/rec/") => {
+            let mut a =
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100000000\r\n\r\n"
+                    .to_vec();
+            a.extend_from_slice(&[b'x'; 64 << 10]);
+            Answer::Now(a)
+        }
+        "PUT" => Answer::Now(http_answer("201 Created", &[], b"")),
+        _ => not_found(),
+    });
+    let ws = Ws::new();
+    let remote = format!("http://127.0.0.1:{}/c", srv.port);
+    let o = output(idem(
+        &ws,
+        &remote,
+        &["-v"],
+        &[],
+        &["sh", "-c", "echo built"],
+    ));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(stdout(&o), "built\n");
+    assert_eq!(warnings(&o), 1, "{err}");
+    assert!(err.contains("record larger than 64 MiB, not read"), "{err}");
+    // A miss, not a remote fault: the run's own record was uploaded over it.
+    assert!(err.contains("uploaded"), "{err}");
+    assert_eq!(stat(&ws, "uploads"), 1);
+}

@@ -1200,3 +1200,54 @@ fn a_body_that_trickles_is_cut_off_at_the_timeout() {
     assert!(took < Duration::from_secs(30), "took {took:?}");
     assert_unknown(&ws, &o, &url, "timed out after 1s", 0);
 }
+
+#[test]
+fn python_http_server_same_size_change_is_seen() {
+    // The case from the field: `python3 -m http.server` sends Last-Modified (the file's
+    // mtime, in whole seconds) and Content-Length, and a Date.
+    let Some(python) = require_binary("python3") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("data.txt"), "aaaa").unwrap();
+    let port = free_port();
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Killed(
+        Command::new(python)
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server"),
+    );
+    let ready = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < ready,
+            "python3 -m http.server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20)); // polling for readiness
+    }
+    let ws = Ws::new();
+    let url = format!("http://127.0.0.1:{port}/data.txt");
+    let o = counted(&ws, &["-u", &url]);
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    std::fs::write(dir.path().join("data.txt"), "bbbb").unwrap();
+    let o = counted(&ws, &["-u", &url]);
+    assert!(!is_hit(&o), "replayed a stale outcome: {}", stderr(&o));
+    assert_eq!(ws.count("count"), 2, "{}", stderr(&o));
+}

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::deadline::budget;
 use super::{RResult, Remote, RemoteError, MAX_RECORD};
 use crate::encode::hex;
 use crate::store::record::BlobRef;
@@ -130,18 +129,24 @@ impl HttpRemote {
         format!("{}/idem/v1/{kind}/{key}", self.base)
     }
 
-    /// A request whose whole exchange (head and body) ends within `budget` (plus a grace
-    /// second): the transport stops by itself after `Tier`'s watchdog has given up on it.
-    /// The grace lets the watchdog, whose message names the deadline, always speak first.
-    fn request(&self, method: &str, kind: &str, key: &str, budget: Duration) -> ureq::Request {
+    /// A record or check request ends within the timeout (plus a grace second) as a
+    /// whole, so the transport stops by itself after `Tier`'s watchdog has given up on
+    /// it; the grace lets the watchdog, whose message names the deadline, speak first.
+    /// Blob transfers keep the per-read timeout instead (ureq's overall deadline would
+    /// replace it): a stalled transfer then fails after one timeout of silence, and the
+    /// watchdog bounds the whole.
+    fn request(&self, method: &str, kind: &str, key: &str) -> ureq::Request {
         let agent = if method == "PUT" {
             &self.put_agent
         } else {
             &self.agent
         };
-        let r = agent
-            .request(method, &self.url(kind, key))
-            .timeout(budget + BACKSTOP_GRACE);
+        let r = agent.request(method, &self.url(kind, key));
+        let r = if kind == "blob" && method != "HEAD" {
+            r
+        } else {
+            r.timeout(self.timeout + BACKSTOP_GRACE)
+        };
         match &self.auth {
             Some(a) => r.set("Authorization", a),
             None => r,
@@ -184,7 +189,7 @@ impl HttpRemote {
 impl Remote for HttpRemote {
     fn get_record(&self, id: &str) -> RResult<Option<Vec<u8>>> {
         let what = format!("GET rec/{id}");
-        let req = self.request("GET", "rec", id, self.timeout);
+        let req = self.request("GET", "rec", id);
         let Some(resp) = self.send(&what, req.call())? else {
             return Ok(None);
         };
@@ -205,7 +210,7 @@ impl Remote for HttpRemote {
     fn put_record(&self, id: &str, data: &[u8], _ttl: Option<Duration>) -> RResult<()> {
         let what = format!("PUT rec/{id}");
         let req = self
-            .request("PUT", "rec", id, self.timeout)
+            .request("PUT", "rec", id)
             .set("Content-Type", "application/octet-stream");
         self.send(&what, req.send_bytes(data))?;
         Ok(())
@@ -214,7 +219,7 @@ impl Remote for HttpRemote {
     fn has_blob(&self, blob: &BlobRef) -> RResult<bool> {
         let h = hex(&blob.hash);
         let what = format!("HEAD blob/{h}");
-        let req = self.request("HEAD", "blob", &h, self.timeout);
+        let req = self.request("HEAD", "blob", &h);
         let Some(resp) = self.send(&what, req.call())? else {
             return Ok(false);
         };
@@ -225,7 +230,7 @@ impl Remote for HttpRemote {
     fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> RResult<bool> {
         let h = hex(&blob.hash);
         let what = format!("GET blob/{h}");
-        let req = self.request("GET", "blob", &h, budget(self.timeout, Some(blob.size)));
+        let req = self.request("GET", "blob", &h);
         let Some(resp) = self.send(&what, req.call())? else {
             return Ok(false);
         };
@@ -254,7 +259,7 @@ impl Remote for HttpRemote {
         let h = hex(&blob.hash);
         let what = format!("PUT blob/{h}");
         let req = self
-            .request("PUT", "blob", &h, budget(self.timeout, Some(blob.size)))
+            .request("PUT", "blob", &h)
             .set("Content-Type", "application/octet-stream")
             .set("Content-Length", &blob.size.to_string());
         self.send(&what, req.send(src))?;
