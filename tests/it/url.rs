@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{free_port, is_hit, record_count, require_binary, stderr, Ws};
+use crate::common::{free_port, is_hit, record_count, require_binary, stderr, wait_until, Ws};
 
 // ---------------------------------------------------------------------------------
 // A small HTTP/1.1 test server: one thread per connection, `Connection: close`.
@@ -1234,14 +1234,11 @@ fn python_http_server_same_size_change_is_seen() {
             .spawn()
             .expect("python3 -m http.server"),
     );
-    let ready = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < ready,
-            "python3 -m http.server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20)); // polling for readiness
-    }
+    wait_until(
+        Duration::from_secs(20),
+        "python3 -m http.server to accept connections",
+        || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
     let ws = Ws::new();
     let url = format!("http://127.0.0.1:{port}/data.txt");
     let o = counted(&ws, &["-u", &url]);
