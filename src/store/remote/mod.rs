@@ -1,6 +1,6 @@
 //! Second-tier caches shared across machines: the `Remote` trait (one file per backend)
-//! and `Tier` (MACs, path checks, bounded retries, a per-run circuit breaker). A remote
-//! fault must never change a command's result; credentials must never be printed.
+//! and `Tier` (MACs, path checks, deadlines, bounded retries, a per-run circuit breaker).
+//! A remote fault must never change a command's result; credentials must never be printed.
 
 pub mod deadline;
 mod envelope;
