@@ -396,7 +396,7 @@ fn hash_body(
 ) -> std::result::Result<String, Failure> {
     let body_start = Instant::now();
     let mut pieces_done: u64 = 0;
-    probe.phase(Some(body_start + opts.timeout));
+    probe.phase(body_start.checked_add(opts.timeout));
     let total = resp
         .header("content-length")
         .and_then(|l| l.trim().parse::<u64>().ok());
@@ -425,7 +425,7 @@ fn hash_body(
             let allowed = opts
                 .timeout
                 .saturating_mul(u32::try_from(pieces_done + 1).unwrap_or(u32::MAX));
-            probe.phase(Some(body_start + allowed));
+            probe.phase(body_start.checked_add(allowed));
         }
         match (&bar, multi) {
             (Some(b), _) => b.set_position(done),

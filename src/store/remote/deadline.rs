@@ -32,8 +32,13 @@ pub struct Deadline {
 
 impl Deadline {
     pub fn after(budget: Duration) -> Self {
+        let now = Instant::now();
+        // An absurd --remote-timeout must not panic: a century is "no deadline".
+        let far = Duration::from_secs(100 * 365 * 24 * 3600);
         Self {
-            at: Instant::now() + budget,
+            at: now
+                .checked_add(budget)
+                .unwrap_or_else(|| now + far.min(budget)),
             budget,
         }
     }
