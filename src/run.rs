@@ -469,6 +469,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             .cache_dir
             .as_ref()
             .ok()
+            .filter(|d| store::private::ensure_dir(d).is_ok())
             .map(|d| d.join("blobs").join("tmp"));
         match spool_stdin(dir.as_deref()) {
             Ok(s) => Some(s),

@@ -2,6 +2,7 @@
 //! tiers behind one trait. Storage knows nothing of how a state was computed.
 
 pub mod blobs;
+pub mod private;
 pub mod record;
 pub mod remote;
 pub mod sqlite;
@@ -33,9 +34,24 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Opens the cache for inspection or maintenance: hit counters folded in.
+    /// Opens the cache for inspection or maintenance: hit counters folded in. A damaged
+    /// database is moved aside (with a warning) and a fresh one started, so `clear`,
+    /// `gc`, `verify` and `stats` repair a cache instead of failing on it.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sqlite::Db::open_folded(dir)?;
+        let db = match sqlite::Db::open_checked(dir) {
+            Ok(db) => db,
+            Err(e) if sqlite::is_corrupt(&e) => {
+                let aside = sqlite::move_aside(dir)?;
+                let why = format!("{e:#}");
+                let why = why.split("; repair it with").next().unwrap_or(&why);
+                eprintln!(
+                    "idem: warning: {why}; moved it aside to {} and started a fresh cache database",
+                    aside.display()
+                );
+                sqlite::Db::open_folded(dir)?
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
             db,

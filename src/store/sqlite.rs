@@ -85,20 +85,26 @@ pub struct RecordRow {
 }
 
 impl Db {
+    /// Opens (creating them private when new) the cache directory and its database.
+    /// A directory or database someone else owns or can write is refused
+    /// ([`super::private::UnsafeCache`]); the checks are one `stat` and one `lstat`.
     pub fn open(cache_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(cache_dir)
-            .with_context(|| format!("cannot create cache directory {}", cache_dir.display()))?;
+        super::private::ensure_dir(cache_dir)?;
         let path = cache_dir.join("idem.db");
+        super::private::ensure_db_file(&path)?;
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
+        .map_err(|e| with_repair_hint(e.into(), &path))
         .with_context(|| format!("cannot open cache database {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(120))?;
         let mut db = Db { conn, path };
         db.prepare()
+            .map_err(|e| with_repair_hint(e, &db.path))
             .with_context(|| format!("cache database {}", db.path.display()))?;
         Ok(db)
     }
@@ -109,6 +115,28 @@ impl Db {
     pub fn open_folded(cache_dir: &Path) -> Result<Self> {
         let mut db = Self::open(cache_dir)?;
         db.fold_hits(0)?;
+        Ok(db)
+    }
+
+    /// [`Db::open_folded`] for maintenance commands, which must work on a damaged
+    /// database: SQLite's `quick_check` runs first, and damage is a [`Corrupt`] error
+    /// the caller repairs by moving the file aside.
+    pub fn open_checked(cache_dir: &Path) -> Result<Self> {
+        let mut db = Self::open(cache_dir)?;
+        let verdict: String = db
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(|e| with_repair_hint(e.into(), &db.path))?;
+        if verdict != "ok" {
+            // quick_check reports over several lines; a warning is one.
+            let verdict = verdict.split_whitespace().collect::<Vec<_>>().join(" ");
+            return Err(Corrupt(format!(
+                "cache database {} is damaged ({verdict})",
+                db.path.display()
+            ))
+            .into());
+        }
+        db.fold_hits(0).map_err(|e| with_repair_hint(e, &db.path))?;
         Ok(db)
     }
 
@@ -130,12 +158,7 @@ impl Db {
             // migrates; SQLite's busy handler does not cover the journal-mode switch,
             // so concurrent first runs could otherwise fail with "database is locked".
             let lock_path = self.path.with_file_name("init.lock");
-            let lock = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .with_context(|| format!("cannot open {}", lock_path.display()))?;
+            let lock = super::private::open_rw(&lock_path, false)?;
             while unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0
             {
                 let err = std::io::Error::last_os_error();
@@ -202,12 +225,15 @@ impl Db {
         // copy into a Vec would only allocate and drop again.
         let row: Option<(i64, Result<Record>)> = self
             .conn
-            .prepare_cached("SELECT id, data FROM records WHERE task_key=?1 AND state_key=?2")?
-            .query_row(params![&task_key[..], &state_key[..]], |r| {
-                let id: i64 = r.get(0)?;
-                Ok((id, decode(r.get_ref(1)?.as_blob()?)))
+            .prepare_cached("SELECT id, data FROM records WHERE task_key=?1 AND state_key=?2")
+            .and_then(|mut stmt| {
+                stmt.query_row(params![&task_key[..], &state_key[..]], |r| {
+                    let id: i64 = r.get(0)?;
+                    Ok((id, decode(r.get_ref(1)?.as_blob()?)))
+                })
+                .optional()
             })
-            .optional()?;
+            .map_err(|e| with_repair_hint(e.into(), &self.path))?;
         match row
             .map(|(id, rec)| {
                 rec.map(|r| (id, r))
@@ -361,11 +387,7 @@ impl Db {
         use std::io::Write;
         let line = format!("1 {id} {now_ns} {saved_ns} {counter}\n");
         let log = self.hit_log();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("cannot open {}", log.display()))?;
+        let mut f = super::private::open_rw(&log, true)?;
         f.write_all(line.as_bytes())
             .with_context(|| format!("cannot append to {}", log.display()))?;
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -388,23 +410,26 @@ impl Db {
         if std::fs::rename(&log, &folding).is_err() {
             return Ok(()); // another process is folding it
         }
-        let text = std::fs::read_to_string(&folding).unwrap_or_default();
+        // Bytes, not a String: one line of garbage (a torn write, a stray binary) must
+        // cost that line only, never every good count around it.
+        let mut text = Vec::new();
+        if let Ok(mut f) = super::private::open_read(&folding) {
+            use std::io::Read;
+            let _ = f.read_to_end(&mut text);
+        }
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for line in text.lines() {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let [version, id, now, saved, counter] = fields[..] else {
-                continue;
-            };
-            let (Ok(id), Ok(now), Ok(saved)) =
-                (id.parse::<i64>(), now.parse::<i64>(), saved.parse::<i64>())
+        for line in text.split(|&b| b == b'\n') {
+            let Some(HitLine {
+                id,
+                now,
+                saved,
+                counter,
+            }) = HitLine::parse(line)
             else {
                 continue;
             };
-            if version != "1" || !matches!(counter, "hits" | "remote_hits") {
-                continue;
-            }
             tx.execute(
                 "UPDATE records SET hits=hits+1, last_used_ns=max(last_used_ns, ?2) WHERE id=?1",
                 params![id, now],
@@ -775,6 +800,98 @@ impl Db {
             .filter_map(|(h, s)| Some((<[u8; 32]>::try_from(h.as_slice()).ok()?, s as u64)))
             .collect())
     }
+}
+
+/// One line of `hits.log`: `1 <record id> <now ns> <saved ns> hits|remote_hits`.
+#[derive(Debug, PartialEq)]
+struct HitLine {
+    id: i64,
+    now: i64,
+    saved: i64,
+    counter: &'static str,
+}
+
+impl HitLine {
+    /// `None` for anything but a well-formed line with sane numbers.
+    fn parse(line: &[u8]) -> Option<Self> {
+        let line = std::str::from_utf8(line).ok()?;
+        let fields: Vec<&str> = line.split(' ').collect();
+        let [version, id, now, saved, counter] = fields[..] else {
+            return None;
+        };
+        let counter = match counter {
+            "hits" => "hits",
+            "remote_hits" => "remote_hits",
+            _ => return None,
+        };
+        let id: i64 = id.parse().ok()?;
+        let now: i64 = now.parse().ok()?;
+        let saved: i64 = saved.parse().ok()?;
+        (version == "1" && id > 0 && now >= 0 && saved >= 0).then_some(HitLine {
+            id,
+            now,
+            saved,
+            counter,
+        })
+    }
+}
+
+/// Damage to the database file itself (not "busy", not "full"): what moving the file
+/// aside repairs.
+#[derive(Debug)]
+pub struct Corrupt(pub String);
+
+impl std::fmt::Display for Corrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Corrupt {}
+
+/// True when `e` (anywhere in its chain) says the database file is damaged.
+pub fn is_corrupt(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<Corrupt>().is_some()
+            || matches!(
+                c.downcast_ref::<rusqlite::Error>(),
+                Some(rusqlite::Error::SqliteFailure(f, _))
+                    if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+            )
+    })
+}
+
+/// A corruption error, reworded to say how to repair it; other errors unchanged.
+pub fn with_repair_hint(e: anyhow::Error, path: &Path) -> anyhow::Error {
+    if !is_corrupt(&e) || e.chain().any(|c| c.downcast_ref::<Corrupt>().is_some()) {
+        return e;
+    }
+    anyhow::Error::new(Corrupt(format!(
+        "{e:#}; repair it with `idem clear --yes` (moves {} aside and starts a fresh cache)",
+        path.display()
+    )))
+}
+
+/// Moves a corrupt database (and its write-ahead log) aside to
+/// `idem.db.corrupt-<UTC time>` and drops its shared-memory index, so the next open
+/// starts a fresh one. Returns where it went.
+pub fn move_aside(cache_dir: &Path) -> Result<PathBuf> {
+    let db = cache_dir.join("idem.db");
+    let stamp: String = crate::commands::ui::utc(crate::clock::real_now_ns())
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let mut aside = cache_dir.join(format!("idem.db.corrupt-{stamp}"));
+    if std::fs::symlink_metadata(&aside).is_ok() {
+        aside = cache_dir.join(format!("idem.db.corrupt-{stamp}-{}", std::process::id()));
+    }
+    std::fs::rename(&db, &aside)
+        .with_context(|| format!("cannot move {} aside to {}", db.display(), aside.display()))?;
+    let mut wal = aside.clone().into_os_string();
+    wal.push("-wal");
+    let _ = std::fs::rename(cache_dir.join("idem.db-wal"), wal);
+    let _ = std::fs::remove_file(cache_dir.join("idem.db-shm"));
+    Ok(aside)
 }
 
 /// Inside a write transaction: is this blob referenced by any record?
