@@ -658,7 +658,10 @@ fn run_cached(
         } else {
             miss_reason(cache, p, &snap)
         };
-        eprintln!("idem: miss: {reason}");
+        eprintln!(
+            "idem: miss: {}",
+            crate::commands::ui::escape_controls(&reason)
+        );
     }
     // Single flight: one process runs, identical requests wait and replay its outcome.
     let lease_name = lease_name_for(&p.task_key, &state_key);
@@ -738,7 +741,7 @@ fn remote_flight(
         let holder = match r.try_lease(&p.task_key, state_key) {
             Claim::Got(l) => return Ok(RemoteFlight::Run(Some(l))),
             Claim::Unavailable => return Ok(RemoteFlight::Run(None)),
-            Claim::Busy(holder) => holder,
+            Claim::Busy(holder) => crate::commands::ui::escape_controls(&holder).into_owned(),
         };
         if args.no_wait && args.wait_timeout.is_none() {
             eprintln!(

@@ -396,3 +396,45 @@ fn an_ignored_sigchld_is_passed_on_to_the_command() {
         .unwrap();
     assert_eq!(stdout(&o), "True\n", "{}", stderr(&o));
 }
+
+#[test]
+fn control_characters_in_recorded_text_never_reach_the_terminal() {
+    let ws = Ws::new();
+    let evil = "f\x1b]0;pwned\x07\r";
+    ws.write(evil, "v1");
+    let cmd = ["-f", evil, "--", "sh", "-c", "echo hi", evil];
+    let first = ws.run(&cmd);
+    assert_eq!(stdout(&first), "hi\n", "{}", stderr(&first));
+    ws.write(evil, "v2");
+    let mut v = vec!["-v"];
+    v.extend_from_slice(&cmd);
+    let runs = ws.run(&v);
+    assert!(
+        stderr(&runs).contains("idem: miss: file f\\e]0;pwned"),
+        "{}",
+        stderr(&runs)
+    );
+    let mut explain = vec!["explain"];
+    explain.extend_from_slice(&cmd);
+    let shown = [
+        runs,
+        ws.idem(&["list"]).output().unwrap(),
+        ws.idem(&["show", "2"]).output().unwrap(),
+        ws.idem(&explain).output().unwrap(),
+    ];
+    for o in &shown {
+        assert!(o.status.success(), "{}", stderr(o));
+        for stream in [&o.stdout, &o.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(
+                !stream.iter().any(|&b| b == 0x1b || b == 0x07 || b == b'\r'),
+                "raw control characters in {text:?}"
+            );
+        }
+    }
+    assert!(
+        stdout(&shown[1]).contains("\\e]0;pwned\\x{07}"),
+        "{}",
+        stdout(&shown[1])
+    );
+}

@@ -236,7 +236,7 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
                         ui::short_duration_ns(crate::run::age_ns(&c.rec, now)) + " ago"
                     ));
                     for n in &c.notes {
-                        out.push_str(&format!("  {n}\n"));
+                        out.push_str(&format!("  {}\n", ui::escape_controls(n)));
                     }
                 }
                 None => out.push_str("no record of this command line in any directory either\n"),
@@ -259,7 +259,7 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
                     "{} {}: {}\n",
                     i.kind.label(),
                     i.name,
-                    ui::paint(color, style, &what)
+                    ui::paint(color, style, &ui::escape_controls(&what))
                 ));
             }
             let age = ui::short_duration_ns(crate::run::age_ns(rec, now));

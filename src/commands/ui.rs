@@ -63,6 +63,28 @@ pub fn terminal_width() -> Option<usize> {
     (ok && ws.ws_col > 0).then_some(ws.ws_col as usize)
 }
 
+/// `s` with every control character (C0, DEL, C1) written as a visible escape, so a
+/// recorded argv, path, hostname or server-sent text can never move the cursor, retitle
+/// the terminal (`\e]0;…\a`) or fake a line of output. The one place this is decided:
+/// every human-readable line that shows recorded or remote text goes through it.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\x1b' => out.push_str("\\e"),
+            c if c.is_control() => out.push_str(&format!("\\x{{{:02x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// Cuts `s` to `width` characters, ending with `…` when cut.
 pub fn truncate(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
@@ -94,14 +116,23 @@ impl Table {
 
     pub fn render(&self, color: bool) -> String {
         let ncol = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let rows: Vec<Vec<(String, Style)>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|(c, s)| (escape_controls(c).into_owned(), *s))
+                    .collect()
+            })
+            .collect();
         let mut widths = vec![0usize; ncol];
-        for r in &self.rows {
+        for r in &rows {
             for (i, (c, _)) in r.iter().enumerate() {
                 widths[i] = widths[i].max(c.chars().count());
             }
         }
         let mut out = String::new();
-        for r in &self.rows {
+        for r in &rows {
             let mut line = String::new();
             for (i, (c, style)) in r.iter().enumerate() {
                 if i > 0 {
@@ -165,9 +196,9 @@ pub fn short_duration_ns(ns: i64) -> String {
 pub fn dep_name(kind: crate::deps::Kind, name: &[u8]) -> String {
     let s = String::from_utf8_lossy(name);
     if kind == crate::deps::Kind::Url {
-        crate::deps::url::redact(&s)
+        escape_controls(&crate::deps::url::redact(&s)).into_owned()
     } else {
-        s.into_owned()
+        escape_controls(&s).into_owned()
     }
 }
 
@@ -373,6 +404,25 @@ mod tests {
         let n = dep_name(Kind::Url, b"https://me:hunter2@example.com/x");
         assert!(!n.contains("hunter2") && n.contains("me:***@"), "{n}");
         assert_eq!(dep_name(Kind::File, b"src/a.c"), "src/a.c");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_controls("plain é"), "plain é");
+        assert_eq!(
+            escape_controls("a\x1b]0;pwned\x07b\nc\td\u{9b}e\x7f"),
+            "a\\e]0;pwned\\x{07}b\\nc\\td\\x{9b}e\\x{7f}"
+        );
+        let mut t = Table::new(vec![false, false]);
+        t.row(vec![
+            ("\x1bx".into(), Style::Plain),
+            ("y".into(), Style::Plain),
+        ]);
+        t.row(vec![
+            ("abcd".into(), Style::Plain),
+            ("z".into(), Style::Plain),
+        ]);
+        assert_eq!(t.render(false), "\\ex  y\nabcd  z\n");
     }
 
     #[test]
