@@ -422,7 +422,7 @@ mod tests {
             ("abcd".into(), Style::Plain),
             ("z".into(), Style::Plain),
         ]);
-        assert_eq!(t.render(false), "\\ex  y\nabcd  z\n");
+        assert_eq!(t.render(false), "\\ex   y\nabcd  z\n");
     }
 
     #[test]
