@@ -428,7 +428,17 @@ fn exec_command(
     program: PathBuf,
     stdin: Option<File>,
 ) -> ExecCommand {
-    let env = args.strict_env.then(|| {
+    ExecCommand {
+        program,
+        argv: p.spec.argv.clone(),
+        env: command_env(args),
+        stdin,
+    }
+}
+
+/// The command's environment: `Some` (only the named variables) under --strict-env.
+fn command_env(args: &RunArgs) -> Option<Vec<(OsString, OsString)>> {
+    args.strict_env.then(|| {
         let mut names: Vec<&str> = vec!["PATH", "HOME"];
         names.extend(args.envs.iter().map(String::as_str));
         names.extend(args.pass_envs.iter().map(String::as_str));
@@ -438,17 +448,19 @@ fn exec_command(
             .into_iter()
             .filter_map(|n| std::env::var_os(n).map(|v| (OsString::from(n), v)))
             .collect()
-    });
-    ExecCommand {
-        program,
-        argv: p.spec.argv.clone(),
-        env,
-        stdin,
-    }
+    })
 }
 
 /// Entry point of `idem run`. Returns the exit code.
 pub fn run(args: &RunArgs) -> Result<i32> {
+    if let Err(e) = std::env::current_dir() {
+        if !args.command.is_empty() {
+            warn(format!(
+                "the working directory is gone ({e}); running the command uncached"
+            ));
+            return Ok(exec::run_argv_plain(&args.command, command_env(args)));
+        }
+    }
     let p = prepare(args)?;
     // A mistyped command is reported before stdin is read to its end.
     match resolve_program(&p) {
@@ -461,6 +473,12 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             return Ok(exit::NOT_EXECUTABLE);
         }
         Ok(_) => {}
+    }
+    if let Some(closed) = exec::closed_stdio() {
+        warn(format!(
+            "{closed} closed: running the command uncached, with {closed} closed too"
+        ));
+        return Ok(run_uncached(&p, args, None));
     }
     // Spooled before anything else can fail, so that whatever happens to the cache the
     // command still gets every byte of its stdin.
