@@ -453,15 +453,16 @@ fn command_env(args: &RunArgs) -> Option<Vec<(OsString, OsString)>> {
 
 /// Entry point of `idem run`. Returns the exit code.
 pub fn run(args: &RunArgs) -> Result<i32> {
-    if let Err(e) = std::env::current_dir() {
-        if !args.command.is_empty() {
-            warn(format!(
-                "the working directory is gone ({e}); running the command uncached"
-            ));
+    let p = match prepare(args) {
+        Ok(p) => p,
+        // As a shell would, run the command from a deleted working directory: uncached,
+        // since the task (whose key holds the directory) cannot be known.
+        Err(_) if !args.command.is_empty() && std::env::current_dir().is_err() => {
+            warn("the working directory is gone; running the command uncached");
             return Ok(exec::run_argv_plain(&args.command, command_env(args)));
         }
-    }
-    let p = prepare(args)?;
+        Err(e) => return Err(e),
+    };
     // A mistyped command is reported before stdin is read to its end.
     match resolve_program(&p) {
         Err(ProgramError::NotFound(m)) => {

@@ -89,6 +89,11 @@ pub fn options() -> OpenOptions {
 /// Opens (creating it 0600 if needed) a file that idem appends to or locks in the cache
 /// directory, refusing a symlink or anything that is not a regular file of ours.
 pub fn open_rw(path: &Path, append: bool) -> Result<File> {
+    open_rw_stat(path, append).map(|(f, _)| f)
+}
+
+/// [`open_rw`], also returning the file's metadata (its one `fstat`).
+pub fn open_rw_stat(path: &Path, append: bool) -> Result<(File, std::fs::Metadata)> {
     let f = options()
         .read(!append)
         .write(!append)
@@ -108,7 +113,7 @@ pub fn open_rw(path: &Path, append: bool) -> Result<File> {
         anyhow::bail!("{} is not a regular file: not using it", path.display());
     }
     check_owned(path, &m, "cache file")?;
-    Ok(f)
+    Ok((f, m))
 }
 
 /// Opens a cache file for reading only, without following a symlink.

@@ -387,10 +387,10 @@ impl Db {
         use std::io::Write;
         let line = format!("1 {id} {now_ns} {saved_ns} {counter}\n");
         let log = self.hit_log();
-        let mut f = super::private::open_rw(&log, true)?;
+        let (mut f, before) = super::private::open_rw_stat(&log, true)?;
         f.write_all(line.as_bytes())
             .with_context(|| format!("cannot append to {}", log.display()))?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let len = before.len() + line.len() as u64;
         if len > 1 << 20 {
             self.fold_hits(0)?;
         }
