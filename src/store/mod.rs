@@ -2,9 +2,11 @@
 //! tiers behind one trait. Storage knows nothing of how a state was computed.
 
 pub mod blobs;
+pub mod hitlog;
 pub mod private;
 pub mod record;
 pub mod remote;
+pub mod repair;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -40,8 +42,8 @@ impl Cache {
     pub fn open(dir: &Path) -> Result<Self> {
         let db = match sqlite::Db::open_checked(dir) {
             Ok(db) => db,
-            Err(e) if sqlite::is_corrupt(&e) => {
-                let aside = sqlite::move_aside(dir)?;
+            Err(e) if repair::is_corrupt(&e) => {
+                let aside = repair::move_aside(dir)?;
                 let why = format!("{e:#}");
                 let why = why.split("; repair it with").next().unwrap_or(&why);
                 eprintln!(

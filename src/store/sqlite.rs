@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::record::Record;
+use super::repair::{with_repair_hint, Corrupt};
 
 /// The cache schema this idem writes. Older databases are migrated forward; newer ones
 /// are refused.
@@ -140,7 +141,7 @@ impl Db {
         Ok(db)
     }
 
-    fn hit_log(&self) -> PathBuf {
+    pub(super) fn hit_log(&self) -> PathBuf {
         self.path.with_file_name("hits.log")
     }
 
@@ -375,71 +376,6 @@ impl Db {
         }
         tx.commit()?;
         Ok(id)
-    }
-
-    /// Counts a replay: the record's hits and LRU time, and the global counters.
-    ///
-    /// A hit must not write to SQLite: a write transaction makes the closing process
-    /// checkpoint and fsync, milliseconds on a path that should cost a stat per file.
-    /// So hits are appended (one small O_APPEND write, atomic) to `hits.log`, folded
-    /// into the database by [`Db::fold_hits`] later.
-    pub fn note_hit(&mut self, id: i64, now_ns: i64, saved_ns: u64, counter: &str) -> Result<()> {
-        use std::io::Write;
-        let line = format!("1 {id} {now_ns} {saved_ns} {counter}\n");
-        let log = self.hit_log();
-        let (mut f, before) = super::private::open_rw_stat(&log, true)?;
-        f.write_all(line.as_bytes())
-            .with_context(|| format!("cannot append to {}", log.display()))?;
-        let len = before.len() + line.len() as u64;
-        if len > 1 << 20 {
-            self.fold_hits(0)?;
-        }
-        Ok(())
-    }
-
-    /// Folds `hits.log` into the records and counters when it is larger than
-    /// `min_len` bytes. The log is renamed first, so appends that race with the fold
-    /// go to a fresh log.
-    pub fn fold_hits(&mut self, min_len: u64) -> Result<()> {
-        let log = self.hit_log();
-        match std::fs::metadata(&log) {
-            Ok(m) if m.len() > min_len => {}
-            _ => return Ok(()),
-        }
-        let folding = log.with_file_name(format!("hits.log.{}.folding", std::process::id()));
-        if std::fs::rename(&log, &folding).is_err() {
-            return Ok(()); // another process is folding it
-        }
-        // Bytes, not a String: one line of garbage (a torn write, a stray binary) must
-        // cost that line only, never every good count around it.
-        let mut text = Vec::new();
-        if let Ok(mut f) = super::private::open_read(&folding) {
-            use std::io::Read;
-            let _ = f.read_to_end(&mut text);
-        }
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for line in text.split(|&b| b == b'\n') {
-            let Some(HitLine {
-                id,
-                now,
-                saved,
-                counter,
-            }) = HitLine::parse(line)
-            else {
-                continue;
-            };
-            tx.execute(
-                "UPDATE records SET hits=hits+1, last_used_ns=max(last_used_ns, ?2) WHERE id=?1",
-                params![id, now],
-            )?;
-            add_stat(&tx, counter, 1)?;
-            add_stat(&tx, "saved_ns", saved)?;
-        }
-        tx.commit()?;
-        let _ = std::fs::remove_file(&folding);
-        Ok(())
     }
 
     pub fn add_stat(&mut self, name: &str, delta: i64) -> Result<()> {
@@ -802,98 +738,6 @@ impl Db {
     }
 }
 
-/// One line of `hits.log`: `1 <record id> <now ns> <saved ns> hits|remote_hits`.
-#[derive(Debug, PartialEq)]
-struct HitLine {
-    id: i64,
-    now: i64,
-    saved: i64,
-    counter: &'static str,
-}
-
-impl HitLine {
-    /// `None` for anything but a well-formed line with sane numbers.
-    fn parse(line: &[u8]) -> Option<Self> {
-        let line = std::str::from_utf8(line).ok()?;
-        let fields: Vec<&str> = line.split(' ').collect();
-        let [version, id, now, saved, counter] = fields[..] else {
-            return None;
-        };
-        let counter = match counter {
-            "hits" => "hits",
-            "remote_hits" => "remote_hits",
-            _ => return None,
-        };
-        let id: i64 = id.parse().ok()?;
-        let now: i64 = now.parse().ok()?;
-        let saved: i64 = saved.parse().ok()?;
-        (version == "1" && id > 0 && now >= 0 && saved >= 0).then_some(HitLine {
-            id,
-            now,
-            saved,
-            counter,
-        })
-    }
-}
-
-/// Damage to the database file itself (not "busy", not "full"): what moving the file
-/// aside repairs.
-#[derive(Debug)]
-pub struct Corrupt(pub String);
-
-impl std::fmt::Display for Corrupt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Corrupt {}
-
-/// True when `e` (anywhere in its chain) says the database file is damaged.
-pub fn is_corrupt(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<Corrupt>().is_some()
-            || matches!(
-                c.downcast_ref::<rusqlite::Error>(),
-                Some(rusqlite::Error::SqliteFailure(f, _))
-                    if matches!(f.code, rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
-            )
-    })
-}
-
-/// A corruption error, reworded to say how to repair it; other errors unchanged.
-pub fn with_repair_hint(e: anyhow::Error, path: &Path) -> anyhow::Error {
-    if !is_corrupt(&e) || e.chain().any(|c| c.downcast_ref::<Corrupt>().is_some()) {
-        return e;
-    }
-    anyhow::Error::new(Corrupt(format!(
-        "{e:#}; repair it with `idem clear --yes` (moves {} aside and starts a fresh cache)",
-        path.display()
-    )))
-}
-
-/// Moves a corrupt database (and its write-ahead log) aside to
-/// `idem.db.corrupt-<UTC time>` and drops its shared-memory index, so the next open
-/// starts a fresh one. Returns where it went.
-pub fn move_aside(cache_dir: &Path) -> Result<PathBuf> {
-    let db = cache_dir.join("idem.db");
-    let stamp: String = crate::commands::ui::utc(crate::clock::real_now_ns())
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
-    let mut aside = cache_dir.join(format!("idem.db.corrupt-{stamp}"));
-    if std::fs::symlink_metadata(&aside).is_ok() {
-        aside = cache_dir.join(format!("idem.db.corrupt-{stamp}-{}", std::process::id()));
-    }
-    std::fs::rename(&db, &aside)
-        .with_context(|| format!("cannot move {} aside to {}", db.display(), aside.display()))?;
-    let mut wal = aside.clone().into_os_string();
-    wal.push("-wal");
-    let _ = std::fs::rename(cache_dir.join("idem.db-wal"), wal);
-    let _ = std::fs::remove_file(cache_dir.join("idem.db-shm"));
-    Ok(aside)
-}
-
 /// Inside a write transaction: is this blob referenced by any record?
 pub fn blob_referenced(conn: &Connection, hash: &[u8; 32]) -> Result<bool> {
     Ok(conn
@@ -901,7 +745,7 @@ pub fn blob_referenced(conn: &Connection, hash: &[u8; 32]) -> Result<bool> {
         .query_row(params![&hash[..]], |r| r.get(0))?)
 }
 
-fn add_stat(conn: &Connection, name: &str, delta: i64) -> Result<()> {
+pub(super) fn add_stat(conn: &Connection, name: &str, delta: i64) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO stats(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
     )?
