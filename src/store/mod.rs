@@ -44,8 +44,7 @@ impl Cache {
             Ok(db) => db,
             Err(e) if repair::is_corrupt(&e) => {
                 let aside = repair::move_aside(dir)?;
-                let why = format!("{e:#}");
-                let why = why.split("; repair it with").next().unwrap_or(&why);
+                let why = repair::damage(&e);
                 eprintln!(
                     "idem: warning: {why}; moved it aside to {} and started a fresh cache database",
                     aside.display()

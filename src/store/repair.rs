@@ -8,12 +8,28 @@ use anyhow::{Context, Result};
 /// Damage to the database file itself (not "busy", not "full"): what moving the file
 /// aside repairs.
 #[derive(Debug)]
-pub struct Corrupt(pub String);
+pub struct Corrupt {
+    /// What is damaged and how it showed.
+    pub what: String,
+    /// How to repair it, for those (like `run`) that do not repair it themselves.
+    pub hint: Option<String>,
+}
 
 impl std::fmt::Display for Corrupt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.what)?;
+        match &self.hint {
+            Some(h) => write!(f, "; {h}"),
+            None => Ok(()),
+        }
     }
+}
+
+/// The damage `e` reports, without the repair hint (for the warning of a repair).
+pub fn damage(e: &anyhow::Error) -> String {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<Corrupt>().map(|c| c.what.clone()))
+        .unwrap_or_else(|| format!("{e:#}"))
 }
 
 impl std::error::Error for Corrupt {}
@@ -35,10 +51,13 @@ pub fn with_repair_hint(e: anyhow::Error, path: &Path) -> anyhow::Error {
     if !is_corrupt(&e) || e.chain().any(|c| c.downcast_ref::<Corrupt>().is_some()) {
         return e;
     }
-    anyhow::Error::new(Corrupt(format!(
-        "{e:#}; repair it with `idem clear --yes` (moves {} aside and starts a fresh cache)",
-        path.display()
-    )))
+    anyhow::Error::new(Corrupt {
+        what: format!("{e:#}"),
+        hint: Some(format!(
+            "repair it with `idem clear --yes` (moves {} aside and starts a fresh cache)",
+            path.display()
+        )),
+    })
 }
 
 /// Moves a corrupt database (and its write-ahead log) aside to

@@ -131,10 +131,13 @@ impl Db {
         if verdict != "ok" {
             // quick_check reports over several lines; a warning is one.
             let verdict = verdict.split_whitespace().collect::<Vec<_>>().join(" ");
-            return Err(Corrupt(format!(
-                "cache database {} is damaged ({verdict})",
-                db.path.display()
-            ))
+            return Err(Corrupt {
+                what: format!(
+                    "cache database {} is damaged ({verdict})",
+                    db.path.display()
+                ),
+                hint: None,
+            }
             .into());
         }
         db.fold_hits(0).map_err(|e| with_repair_hint(e, &db.path))?;
