@@ -3,6 +3,7 @@
 //! loopback; `common` holds the workspace, assertions and server fixtures they share.
 
 mod agreement;
+mod cache_dir;
 mod commands;
 mod common;
 mod outputs;
