@@ -1226,7 +1226,7 @@ fn record(
         cwd: p.spec.cwd_key.clone(),
         host: crate::host::name(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-        task: None,
+        task: args.task.clone(),
     };
     let argv_text = p.spec.display_argv();
     let counted = exec_key.filter(|_| exit_code == 0);

@@ -9,5 +9,6 @@ pub mod list;
 pub mod show;
 pub mod stats;
 pub mod status;
+pub mod tasks;
 pub mod ui;
 pub mod verify;

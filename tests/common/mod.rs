@@ -48,6 +48,7 @@ impl Ws {
             .env_remove("IDEM_ROOT")
             .env_remove("IDEM_REMOTE")
             .env_remove("IDEM_NOW")
+            .env_remove("IDEM_CONFIG")
             .stdin(Stdio::null());
         c
     }
