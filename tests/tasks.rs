@@ -522,3 +522,22 @@ fn zsh_and_fish_scripts_call_idem_tasks() {
     let fish = std::fs::read_to_string(root.join("completions/idem.fish")).unwrap();
     assert_eq!(fish.matches("[1] tasks --names 2>/dev/null)").count(), 4);
 }
+
+/// docs/tasks.md has a row for every field, derived the way idem derives them.
+#[test]
+fn docs_list_every_field() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/tasks.md")).unwrap();
+    let cmd = idem::config::fields::run_command();
+    let mut names: Vec<String> = idem::config::fields::fields(&cmd)
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    names.extend(idem::config::fields::TASK_ONLY.iter().map(|s| s.to_string()));
+    for name in names {
+        assert!(
+            doc.contains(&format!("| `{name}` |")),
+            "docs/tasks.md has no row for `{name}`"
+        );
+    }
+}
