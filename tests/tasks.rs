@@ -533,7 +533,11 @@ fn docs_list_every_field() {
         .into_iter()
         .map(|f| f.name)
         .collect();
-    names.extend(idem::config::fields::TASK_ONLY.iter().map(|s| s.to_string()));
+    names.extend(
+        idem::config::fields::TASK_ONLY
+            .iter()
+            .map(|s| s.to_string()),
+    );
     for name in names {
         assert!(
             doc.contains(&format!("| `{name}` |")),

@@ -58,11 +58,35 @@ pub struct Field {
     pub plural: Option<String>,
     pub shape: Shape,
     pub paths: Paths,
+    /// Whether clap's parser can refuse a value (durations, enums, numbers): plain
+    /// strings and paths are not worth a parse.
+    pub validated: bool,
 }
 
 /// The clap command of `idem run` alone (the one the resolved arguments are parsed by).
 pub fn run_command() -> Command {
     RunArgs::augment_args(Command::new("run").no_binary_name(true))
+}
+
+/// The `idem run` command and its fields, built once per process (building a clap
+/// command is the dearest step of resolving a task).
+pub struct RunOptions {
+    pub cmd: Command,
+    pub fields: Vec<Field>,
+}
+
+impl RunOptions {
+    pub fn new() -> Self {
+        let cmd = run_command();
+        let fields = fields(&cmd);
+        Self { cmd, fields }
+    }
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Every task field that is an `idem run` option, in clap's order.
@@ -90,7 +114,15 @@ pub fn fields(cmd: &Command) -> Vec<Field> {
             } else {
                 Paths::None
             };
+            let validated = ![
+                TypeId::of::<String>(),
+                TypeId::of::<OsString>(),
+                TypeId::of::<PathBuf>(),
+            ]
+            .iter()
+            .any(|t| parser == *t);
             Some(Field {
+                validated,
                 name: long.to_string(),
                 id: a.get_id().to_string(),
                 plural: (shape == Shape::Many).then(|| format!("{long}s")),
@@ -105,6 +137,9 @@ pub fn fields(cmd: &Command) -> Vec<Field> {
 /// error is clap's reason without its "for '--ttl <DURATION>'" framing (the caller
 /// names the field).
 pub fn check_value(cmd: &Command, field: &Field, value: &OsStr) -> Result<(), String> {
+    if !field.validated {
+        return Ok(());
+    }
     let mut token = OsString::from(format!("--{}=", field.name));
     token.push(value);
     match cmd.clone().try_get_matches_from([token]) {

@@ -58,18 +58,21 @@ impl Config {
 
 /// Reads and validates the file at `path` (absolute).
 pub fn load(path: &Path) -> Result<Config> {
+    load_with(path, &fields::RunOptions::new())
+}
+
+/// [`load`], with the `idem run` command already built.
+pub fn load_with(path: &Path, opts: &fields::RunOptions) -> Result<Config> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read {}", path.display()))
         .map_err(|e| crate::exit::usage(format!("{e:#}")))?;
     let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
     let at = Positions { path, text: &text };
     let top = toml_file::parse(&text).map_err(|e| at.error(e.span, &e.message))?;
-    let cmd = fields::run_command();
-    let known = fields::fields(&cmd);
     let reader = Reader {
         at: &at,
-        cmd: &cmd,
-        fields: &known,
+        cmd: &opts.cmd,
+        fields: &opts.fields,
     };
     let mut config = Config {
         path: path.to_path_buf(),

@@ -122,7 +122,8 @@ pub fn resolve_run(args: RunArgs, m: &ArgMatches) -> Result<RunArgs> {
         }
         return Ok(args);
     };
-    let config = load::load(&path)?;
+    let mut opts = fields::RunOptions::new();
+    let config = load::load_with(&path, &opts)?;
     let task = match &args.task {
         Some(name) => Some(
             config
@@ -136,7 +137,14 @@ pub fn resolve_run(args: RunArgs, m: &ArgMatches) -> Result<RunArgs> {
         Some(t) => task_dir(&config, t)?,
         None => invocation_dir.clone(),
     };
-    let tokens = tokens(&config, task, m, &invocation_dir, &workdir);
+    let (tokens, applied) = tokens(&opts, &config, task, m, &invocation_dir, &workdir);
+    if task.is_none() && !applied {
+        // An ad-hoc run that [defaults] does not change: the arguments as parsed.
+        return Ok(RunArgs {
+            config: Some(config.path.clone()),
+            ..args
+        });
+    }
     let mut argv = match task {
         Some(t) => with_extra_args(t, &args.command),
         None => args.command.clone(),
@@ -144,9 +152,9 @@ pub fn resolve_run(args: RunArgs, m: &ArgMatches) -> Result<RunArgs> {
     let mut full: Vec<OsString> = tokens;
     full.push("--".into());
     full.append(&mut argv);
-    let cmd = fields::run_command();
-    let matches = cmd
-        .try_get_matches_from(&full)
+    let matches = opts
+        .cmd
+        .try_get_matches_from_mut(&full)
         .map_err(|e| exit::usage(format!("{}: {}", config.path.display(), first_line(&e))))?;
     let mut resolved =
         RunArgs::from_arg_matches(&matches).map_err(|e| exit::usage(first_line(&e)))?;
@@ -162,17 +170,19 @@ pub fn resolve_run(args: RunArgs, m: &ArgMatches) -> Result<RunArgs> {
 /// The spelled-out options: for each option, the command line's value if it gave one
 /// (or its environment variable did), else the task's, else [defaults]; repeatable
 /// options get the task's (else the defaults') values followed by the command line's.
+/// Also says whether any value came from the file.
 pub fn tokens(
+    opts: &fields::RunOptions,
     config: &Config,
     task: Option<&Task>,
     m: &ArgMatches,
     invocation_dir: &Path,
     workdir: &Path,
-) -> Vec<OsString> {
-    let cmd = fields::run_command();
-    let known = fields::fields(&cmd);
+) -> (Vec<OsString>, bool) {
+    let known = &opts.fields;
     let mut out = Vec::new();
-    for arg in cmd.get_arguments().filter(|a| !a.is_positional()) {
+    let mut applied = false;
+    for arg in opts.cmd.get_arguments().filter(|a| !a.is_positional()) {
         let Some(long) = arg.get_long() else { continue };
         let id = arg.get_id().as_str();
         let given = matches!(
@@ -194,6 +204,7 @@ pub fn tokens(
             }
         };
         if let Some(Setting::Many(values)) = &configured {
+            applied |= !values.is_empty();
             for v in values {
                 out.push(option(long, v));
             }
@@ -214,12 +225,18 @@ pub fn tokens(
             continue;
         }
         match configured {
-            Some(Setting::Flag(on)) => flag(on, &mut out),
-            Some(Setting::One(v)) => out.push(option(long, &v)),
+            Some(Setting::Flag(on)) => {
+                applied |= on;
+                flag(on, &mut out);
+            }
+            Some(Setting::One(v)) => {
+                applied = true;
+                out.push(option(long, &v));
+            }
             _ => {}
         }
     }
-    out
+    (out, applied)
 }
 
 fn lookup<'a>(settings: &'a [(String, Setting)], name: &str) -> Option<&'a Setting> {
