@@ -545,3 +545,24 @@ fn docs_list_every_field() {
         );
     }
 }
+
+/// The cache commands have no --config, but IDEM_CONFIG's [defaults] still name their
+/// cache directory, as for the runs that filled it.
+#[test]
+fn list_reads_the_cache_dir_of_idem_config() {
+    let ws = Ws::new();
+    ws.write("conf/x.toml", "[defaults]\ncache-dir = \"c\"\n");
+    let with_conf = |args: &[&str]| {
+        ws.idem(args)
+            .env_remove("IDEM_CACHE_DIR")
+            .env("IDEM_CONFIG", ws.path("conf/x.toml"))
+            // Were IDEM_CONFIG ignored, list would read this empty cache instead.
+            .env("XDG_CACHE_HOME", ws.path("xdg"))
+            .output()
+            .expect("spawn idem")
+    };
+    ok(&with_conf(&["run", "--", "true"]));
+    assert!(ws.path("conf/c/idem.db").is_file());
+    let list = stdout(ok(&with_conf(&["list"])));
+    assert!(list.contains("true"), "{list}");
+}

@@ -76,7 +76,17 @@ fn default_cache_dir(cache: &mut CacheArgs, m: &ArgMatches) -> Result<()> {
     ) {
         return Ok(());
     }
-    let Some(path) = find(None, None)? else {
+    // These commands have no --config/--root: their environment variables still count.
+    let env_path = |name: &str| {
+        std::env::var_os(name)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    let Some(path) = find(
+        env_path("IDEM_CONFIG").as_deref(),
+        env_path("IDEM_ROOT").as_deref(),
+    )?
+    else {
         return Ok(());
     };
     let config = load::load(&path)?;
