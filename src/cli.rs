@@ -253,7 +253,7 @@ pub struct RunArgs {
     pub background_refresh: bool,
 
     /// A task defined in idem.toml (docs/tasks.md), run instead of a command after `--`
-    // Once src/config.rs has resolved it, only the name is left, for display: every
+    // Once src/config/ has resolved it, only the name is left, for display: every
     // field the task set is in the fields above and the rest of idem never reads this.
     #[arg(value_name = "TASK")]
     pub task: Option<String>,
