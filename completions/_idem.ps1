@@ -35,6 +35,7 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             [CompletionResult]::new('forget', 'forget', [CompletionResultType]::ParameterValue, 'Delete the records of one task, or of one execution key')
             [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Delete every record and blob in the cache')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Re-hash every blob; drop records whose blobs are missing or corrupt')
+            [CompletionResult]::new('tasks', 'tasks', [CompletionResultType]::ParameterValue, 'The tasks defined in idem.toml: names and descriptions')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -55,6 +56,7 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             [CompletionResult]::new('--scope', '--scope', [CompletionResultType]::ParameterName, 'A name that separates otherwise identical tasks')
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The task file [default: idem.toml at the workspace root]')
             [CompletionResult]::new('--pass-env', '--pass-env', [CompletionResultType]::ParameterName, 'With --strict-env, also pass this variable (not an input). Repeatable')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay')
             [CompletionResult]::new('--max-runs', '--max-runs', [CompletionResultType]::ParameterName, 'With --key: how many successful runs the key allows')
@@ -99,6 +101,7 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             [CompletionResult]::new('--scope', '--scope', [CompletionResultType]::ParameterName, 'A name that separates otherwise identical tasks')
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The task file [default: idem.toml at the workspace root]')
             [CompletionResult]::new('--pass-env', '--pass-env', [CompletionResultType]::ParameterName, 'With --strict-env, also pass this variable (not an input). Repeatable')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay')
             [CompletionResult]::new('--max-runs', '--max-runs', [CompletionResultType]::ParameterName, 'With --key: how many successful runs the key allows')
@@ -143,6 +146,7 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             [CompletionResult]::new('--scope', '--scope', [CompletionResultType]::ParameterName, 'A name that separates otherwise identical tasks')
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The task file [default: idem.toml at the workspace root]')
             [CompletionResult]::new('--pass-env', '--pass-env', [CompletionResultType]::ParameterName, 'With --strict-env, also pass this variable (not an input). Repeatable')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay')
             [CompletionResult]::new('--max-runs', '--max-runs', [CompletionResultType]::ParameterName, 'With --key: how many successful runs the key allows')
@@ -233,6 +237,7 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             [CompletionResult]::new('--scope', '--scope', [CompletionResultType]::ParameterName, 'A name that separates otherwise identical tasks')
             [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]')
             [CompletionResult]::new('--cache-dir', '--cache-dir', [CompletionResultType]::ParameterName, 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]')
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The task file [default: idem.toml at the workspace root]')
             [CompletionResult]::new('--pass-env', '--pass-env', [CompletionResultType]::ParameterName, 'With --strict-env, also pass this variable (not an input). Repeatable')
             [CompletionResult]::new('--key', '--key', [CompletionResultType]::ParameterName, 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay')
             [CompletionResult]::new('--max-runs', '--max-runs', [CompletionResultType]::ParameterName, 'With --key: how many successful runs the key allows')
@@ -281,6 +286,17 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
             break
         }
+        'idem;tasks' {
+            [CompletionResult]::new('--config', '--config', [CompletionResultType]::ParameterName, 'The task file [default: idem.toml at the workspace root]')
+            [CompletionResult]::new('--root', '--root', [CompletionResultType]::ParameterName, 'Workspace root, where idem.toml is looked for')
+            [CompletionResult]::new('--json', '--json', [CompletionResultType]::ParameterName, 'Print JSON (see docs/json.md)')
+            [CompletionResult]::new('--names', '--names', [CompletionResultType]::ParameterName, 'Print only the names, one per line (what shell completion calls)')
+            [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
+            [CompletionResult]::new('-V', '-V ', [CompletionResultType]::ParameterName, 'Print version')
+            [CompletionResult]::new('--version', '--version', [CompletionResultType]::ParameterName, 'Print version')
+            break
+        }
         'idem;completions' {
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help')
             [CompletionResult]::new('--help', '--help', [CompletionResultType]::ParameterName, 'Print help')
@@ -299,6 +315,7 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             [CompletionResult]::new('forget', 'forget', [CompletionResultType]::ParameterValue, 'Delete the records of one task, or of one execution key')
             [CompletionResult]::new('clear', 'clear', [CompletionResultType]::ParameterValue, 'Delete every record and blob in the cache')
             [CompletionResult]::new('verify', 'verify', [CompletionResultType]::ParameterValue, 'Re-hash every blob; drop records whose blobs are missing or corrupt')
+            [CompletionResult]::new('tasks', 'tasks', [CompletionResultType]::ParameterValue, 'The tasks defined in idem.toml: names and descriptions')
             [CompletionResult]::new('completions', 'completions', [CompletionResultType]::ParameterValue, 'Print a shell completion script')
             [CompletionResult]::new('help', 'help', [CompletionResultType]::ParameterValue, 'Print this message or the help of the given subcommand(s)')
             break
@@ -331,6 +348,9 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             break
         }
         'idem;help;verify' {
+            break
+        }
+        'idem;help;tasks' {
             break
         }
         'idem;help;completions' {

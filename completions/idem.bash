@@ -49,6 +49,9 @@ _idem() {
             idem,status)
                 cmd="idem__subcmd__status"
                 ;;
+            idem,tasks)
+                cmd="idem__subcmd__tasks"
+                ;;
             idem,verify)
                 cmd="idem__subcmd__verify"
                 ;;
@@ -85,6 +88,9 @@ _idem() {
             idem__subcmd__help,status)
                 cmd="idem__subcmd__help__subcmd__status"
                 ;;
+            idem__subcmd__help,tasks)
+                cmd="idem__subcmd__help__subcmd__tasks"
+                ;;
             idem__subcmd__help,verify)
                 cmd="idem__subcmd__help__subcmd__verify"
                 ;;
@@ -95,7 +101,7 @@ _idem() {
 
     case "${cmd}" in
         idem)
-            opts="-h -V --help --version run status explain stats list show gc forget clear verify completions help"
+            opts="-h -V --help --version run status explain stats list show gc forget clear verify tasks completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -141,7 +147,7 @@ _idem() {
             return 0
             ;;
         idem__subcmd__explain)
-            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --json --help --version"
+            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -204,6 +210,10 @@ _idem() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -259,7 +269,7 @@ _idem() {
             return 0
             ;;
         idem__subcmd__forget)
-            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
+            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -322,6 +332,10 @@ _idem() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -407,7 +421,7 @@ _idem() {
             return 0
             ;;
         idem__subcmd__help)
-            opts="run status explain stats list show gc forget clear verify completions help"
+            opts="run status explain stats list show gc forget clear verify tasks completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -574,6 +588,20 @@ _idem() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        idem__subcmd__help__subcmd__tasks)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         idem__subcmd__help__subcmd__verify)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -623,7 +651,7 @@ _idem() {
             return 0
             ;;
         idem__subcmd__run)
-            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
+            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -686,6 +714,10 @@ _idem() {
                     return 0
                     ;;
                 --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -777,7 +809,7 @@ _idem() {
             return 0
             ;;
         idem__subcmd__status)
-            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
+            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -843,6 +875,10 @@ _idem() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --pass-env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -894,6 +930,28 @@ _idem() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        idem__subcmd__tasks)
+            opts="-h -V --config --root --json --names --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         idem__subcmd__verify)
             opts="-h -V --cache-dir --progress --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -923,4 +981,26 @@ if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERS
     complete -F _idem -o nosort -o bashdefault -o default idem
 else
     complete -F _idem -o bashdefault -o default idem
+fi
+
+# Task names from idem.toml (`idem tasks --names`), after run, status, explain, forget.
+_idem_with_tasks() {
+    _idem "$@"
+    local i sub="" cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
+    for (( i=1; i < COMP_CWORD; i++ )); do
+        case "${COMP_WORDS[i]}" in
+            --) return 0 ;;
+            run|status|explain|forget) [[ -z "$sub" ]] && sub="${COMP_WORDS[i]}" ;;
+        esac
+    done
+    [[ -z "$sub" || "$cur" == -* ]] && return 0
+    case " --cache-dir --config --env --file --key --key-reuse --max-runs --output --pass-env --progress --remote --remote-read-only --remote-timeout --root --scope --stale --ttl --url --url-content --url-header --url-offline --url-timeout --wait-timeout -e -f -o -u " in *" $prev "*) return 0 ;; esac
+    local names
+    names="$("${COMP_WORDS[0]}" tasks --names 2>/dev/null)" || return 0
+    COMPREPLY+=( $(compgen -W "$names" -- "$cur") )
+}
+if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERSINFO[0]}" -gt 4 ]]; then
+    complete -F _idem_with_tasks -o nosort -o bashdefault -o default idem
+else
+    complete -F _idem_with_tasks -o bashdefault -o default idem
 fi

@@ -32,6 +32,7 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand forget 'Delete the records of one task, or of one execution key'
             cand clear 'Delete every record and blob in the cache'
             cand verify 'Re-hash every blob; drop records whose blobs are missing or corrupt'
+            cand tasks 'The tasks defined in idem.toml: names and descriptions'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -51,6 +52,7 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand --scope 'A name that separates otherwise identical tasks'
             cand --root 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]'
             cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --config 'The task file [default: idem.toml at the workspace root]'
             cand --pass-env 'With --strict-env, also pass this variable (not an input). Repeatable'
             cand --key 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay'
             cand --max-runs 'With --key: how many successful runs the key allows'
@@ -94,6 +96,7 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand --scope 'A name that separates otherwise identical tasks'
             cand --root 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]'
             cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --config 'The task file [default: idem.toml at the workspace root]'
             cand --pass-env 'With --strict-env, also pass this variable (not an input). Repeatable'
             cand --key 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay'
             cand --max-runs 'With --key: how many successful runs the key allows'
@@ -137,6 +140,7 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand --scope 'A name that separates otherwise identical tasks'
             cand --root 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]'
             cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --config 'The task file [default: idem.toml at the workspace root]'
             cand --pass-env 'With --strict-env, also pass this variable (not an input). Repeatable'
             cand --key 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay'
             cand --max-runs 'With --key: how many successful runs the key allows'
@@ -222,6 +226,7 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand --scope 'A name that separates otherwise identical tasks'
             cand --root 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]'
             cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
+            cand --config 'The task file [default: idem.toml at the workspace root]'
             cand --pass-env 'With --strict-env, also pass this variable (not an input). Repeatable'
             cand --key 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay'
             cand --max-runs 'With --key: how many successful runs the key allows'
@@ -267,6 +272,16 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand -V 'Print version'
             cand --version 'Print version'
         }
+        &'idem;tasks'= {
+            cand --config 'The task file [default: idem.toml at the workspace root]'
+            cand --root 'Workspace root, where idem.toml is looked for'
+            cand --json 'Print JSON (see docs/json.md)'
+            cand --names 'Print only the names, one per line (what shell completion calls)'
+            cand -h 'Print help'
+            cand --help 'Print help'
+            cand -V 'Print version'
+            cand --version 'Print version'
+        }
         &'idem;completions'= {
             cand -h 'Print help'
             cand --help 'Print help'
@@ -284,6 +299,7 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand forget 'Delete the records of one task, or of one execution key'
             cand clear 'Delete every record and blob in the cache'
             cand verify 'Re-hash every blob; drop records whose blobs are missing or corrupt'
+            cand tasks 'The tasks defined in idem.toml: names and descriptions'
             cand completions 'Print a shell completion script'
             cand help 'Print this message or the help of the given subcommand(s)'
         }
@@ -306,6 +322,8 @@ set edit:completion:arg-completer[idem] = {|@words|
         &'idem;help;clear'= {
         }
         &'idem;help;verify'= {
+        }
+        &'idem;help;tasks'= {
         }
         &'idem;help;completions'= {
         }

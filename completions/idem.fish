@@ -36,6 +36,7 @@ complete -c idem -n "__fish_idem_needs_command" -f -a "gc" -d 'Evict least-recen
 complete -c idem -n "__fish_idem_needs_command" -f -a "forget" -d 'Delete the records of one task, or of one execution key'
 complete -c idem -n "__fish_idem_needs_command" -f -a "clear" -d 'Delete every record and blob in the cache'
 complete -c idem -n "__fish_idem_needs_command" -f -a "verify" -d 'Re-hash every blob; drop records whose blobs are missing or corrupt'
+complete -c idem -n "__fish_idem_needs_command" -f -a "tasks" -d 'The tasks defined in idem.toml: names and descriptions'
 complete -c idem -n "__fish_idem_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c idem -n "__fish_idem_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c idem -n "__fish_idem_using_subcommand run" -s f -l file -d 'A file, directory (walked recursively) or glob (\'src/**/*.c\') whose content is an input; \'!pattern\' excludes. Repeatable' -r
@@ -50,6 +51,7 @@ complete -c idem -n "__fish_idem_using_subcommand run" -s o -l output -d 'A file
 complete -c idem -n "__fish_idem_using_subcommand run" -l scope -d 'A name that separates otherwise identical tasks' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l root -d 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand run" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F
+complete -c idem -n "__fish_idem_using_subcommand run" -l config -d 'The task file [default: idem.toml at the workspace root]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand run" -l pass-env -d 'With --strict-env, also pass this variable (not an input). Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l key -d 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l max-runs -d 'With --key: how many successful runs the key allows' -r
@@ -88,6 +90,7 @@ complete -c idem -n "__fish_idem_using_subcommand status" -s o -l output -d 'A f
 complete -c idem -n "__fish_idem_using_subcommand status" -l scope -d 'A name that separates otherwise identical tasks' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l root -d 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand status" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F
+complete -c idem -n "__fish_idem_using_subcommand status" -l config -d 'The task file [default: idem.toml at the workspace root]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand status" -l pass-env -d 'With --strict-env, also pass this variable (not an input). Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l key -d 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l max-runs -d 'With --key: how many successful runs the key allows' -r
@@ -126,6 +129,7 @@ complete -c idem -n "__fish_idem_using_subcommand explain" -s o -l output -d 'A 
 complete -c idem -n "__fish_idem_using_subcommand explain" -l scope -d 'A name that separates otherwise identical tasks' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l root -d 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand explain" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F
+complete -c idem -n "__fish_idem_using_subcommand explain" -l config -d 'The task file [default: idem.toml at the workspace root]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand explain" -l pass-env -d 'With --strict-env, also pass this variable (not an input). Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l key -d 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l max-runs -d 'With --key: how many successful runs the key allows' -r
@@ -191,6 +195,7 @@ complete -c idem -n "__fish_idem_using_subcommand forget" -s o -l output -d 'A f
 complete -c idem -n "__fish_idem_using_subcommand forget" -l scope -d 'A name that separates otherwise identical tasks' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l root -d 'Workspace root; paths inside it enter keys relative to it [default: nearest ancestor holding .git, else the working directory]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand forget" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F
+complete -c idem -n "__fish_idem_using_subcommand forget" -l config -d 'The task file [default: idem.toml at the workspace root]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand forget" -l pass-env -d 'With --strict-env, also pass this variable (not an input). Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l key -d 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l max-runs -d 'With --key: how many successful runs the key allows' -r
@@ -228,17 +233,30 @@ never\t''"
 complete -c idem -n "__fish_idem_using_subcommand verify" -l json -d 'Print JSON (see docs/json.md)'
 complete -c idem -n "__fish_idem_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c idem -n "__fish_idem_using_subcommand verify" -s V -l version -d 'Print version'
+complete -c idem -n "__fish_idem_using_subcommand tasks" -l config -d 'The task file [default: idem.toml at the workspace root]' -r -F
+complete -c idem -n "__fish_idem_using_subcommand tasks" -l root -d 'Workspace root, where idem.toml is looked for' -r -F
+complete -c idem -n "__fish_idem_using_subcommand tasks" -l json -d 'Print JSON (see docs/json.md)'
+complete -c idem -n "__fish_idem_using_subcommand tasks" -l names -d 'Print only the names, one per line (what shell completion calls)'
+complete -c idem -n "__fish_idem_using_subcommand tasks" -s h -l help -d 'Print help'
+complete -c idem -n "__fish_idem_using_subcommand tasks" -s V -l version -d 'Print version'
 complete -c idem -n "__fish_idem_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c idem -n "__fish_idem_using_subcommand completions" -s V -l version -d 'Print version'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "run" -d 'Run a command, or replay its recorded outcome when nothing it depends on changed'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "status" -d 'Would this command be a hit? Exit 0 on hit, 1 on miss; runs nothing'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "explain" -d 'Say which dependencies changed since the last record of this task'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "stats" -d 'Hits, misses, time saved and cache size'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "list" -d 'Recent records, one line each'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "show" -d 'One record whole: dependencies, outputs, stdout and stderr'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "gc" -d 'Evict least-recently-used records and delete unreferenced blobs'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "forget" -d 'Delete the records of one task, or of one execution key'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "clear" -d 'Delete every record and blob in the cache'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "verify" -d 'Re-hash every blob; drop records whose blobs are missing or corrupt'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "run" -d 'Run a command, or replay its recorded outcome when nothing it depends on changed'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "status" -d 'Would this command be a hit? Exit 0 on hit, 1 on miss; runs nothing'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "explain" -d 'Say which dependencies changed since the last record of this task'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "stats" -d 'Hits, misses, time saved and cache size'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "list" -d 'Recent records, one line each'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "show" -d 'One record whole: dependencies, outputs, stdout and stderr'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "gc" -d 'Evict least-recently-used records and delete unreferenced blobs'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "forget" -d 'Delete the records of one task, or of one execution key'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "clear" -d 'Delete every record and blob in the cache'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "verify" -d 'Re-hash every blob; drop records whose blobs are missing or corrupt'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "tasks" -d 'The tasks defined in idem.toml: names and descriptions'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c idem -n "__fish_idem_using_subcommand help; and not __fish_seen_subcommand_from run status explain stats list show gc forget clear verify tasks completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+
+# Task names from idem.toml (`idem tasks --names`).
+complete -c idem -n "__fish_idem_using_subcommand run; and not contains -- -- (commandline -opc)" -a "((commandline -opc)[1] tasks --names 2>/dev/null)" -d task
+complete -c idem -n "__fish_idem_using_subcommand status; and not contains -- -- (commandline -opc)" -a "((commandline -opc)[1] tasks --names 2>/dev/null)" -d task
+complete -c idem -n "__fish_idem_using_subcommand explain; and not contains -- -- (commandline -opc)" -a "((commandline -opc)[1] tasks --names 2>/dev/null)" -d task
+complete -c idem -n "__fish_idem_using_subcommand forget; and not contains -- -- (commandline -opc)" -a "((commandline -opc)[1] tasks --names 2>/dev/null)" -d task

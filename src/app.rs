@@ -2,28 +2,28 @@
 //! comes back to an exit code and at most one line on stderr. Nothing here decides
 //! anything about the cache.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
-use crate::{cli, commands, exit, ui};
+use crate::{cli, commands, completions, config, exit, ui};
 
 /// Parses argv and runs the subcommand; returns the process exit code.
 pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
-    let cli = match cli::Cli::try_parse_from(argv) {
-        Ok(c) => c,
+    // Matches, not just the parsed struct: a task's fields yield to the options the
+    // command line actually gave, which only the matches can tell from defaults.
+    let parsed = cli::Cli::command()
+        .try_get_matches_from(argv)
+        .and_then(|m| cli::Cli::from_arg_matches(&m).map(|c| (c, m)));
+    let (cli, matches) = match parsed {
+        Ok(p) => p,
         Err(e) => return report_clap_error(e),
     };
-    let result = match cli.command {
+    let result = config::resolve(cli.command, &matches).and_then(|command| match command {
         cli::Command::Run(args) => commands::run::run(&args),
         cli::Command::Completions { shell } => {
-            use clap::CommandFactory;
-            clap_complete::generate(
-                shell,
-                &mut cli::Cli::command(),
-                "idem",
-                &mut std::io::stdout(),
-            );
+            completions::generate(shell, &mut std::io::stdout());
             Ok(0)
         }
+        cli::Command::Tasks(args) => commands::tasks::run(&args),
         cli::Command::Status(args) => commands::status::run(&args),
         cli::Command::Explain(args) => commands::explain::run(&args),
         cli::Command::Stats(args) => commands::stats::run(&args),
@@ -33,7 +33,7 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
         cli::Command::Forget(args) => commands::forget::run(&args),
         cli::Command::Clear(args) => commands::clear::run(&args),
         cli::Command::Verify(args) => commands::verify::run(&args),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(e) if e.downcast_ref::<exit::UsageError>().is_some() => {

@@ -35,12 +35,12 @@ pub enum Command {
     Run(RunArgs),
     /// Would this command be a hit? Exit 0 on hit, 1 on miss; runs nothing
     #[command(
-        after_help = "Examples:\n  idem status -f src/ -- make && echo up to date\n  idem status -v -f data/ -- ./report.sh"
+        after_help = "Examples:\n  idem status build && echo up to date\n  idem status -f src/ -- make && echo up to date\n  idem status -v -f data/ -- ./report.sh"
     )]
     Status(RunArgs),
     /// Say which dependencies changed since the last record of this task
     #[command(
-        after_help = "Examples:\n  idem explain -f 'src/**/*.c' -e CC -- make all\n  idem explain --json -f data/ -- ./report.sh"
+        after_help = "Examples:\n  idem explain build\n  idem explain -f 'src/**/*.c' -e CC -- make all\n  idem explain --json -f data/ -- ./report.sh"
     )]
     Explain(ExplainArgs),
     /// Hits, misses, time saved and cache size
@@ -60,7 +60,7 @@ pub enum Command {
     Gc(GcArgs),
     /// Delete the records of one task, or of one execution key
     #[command(
-        after_help = "Examples:\n  idem forget -f src/ -- make all\n  idem forget --key deploy-1234"
+        after_help = "Examples:\n  idem forget build\n  idem forget -f src/ -- make all\n  idem forget --key deploy-1234"
     )]
     Forget(ForgetArgs),
     /// Delete every record and blob in the cache
@@ -69,6 +69,11 @@ pub enum Command {
     /// Re-hash every blob; drop records whose blobs are missing or corrupt
     #[command(after_help = "Examples:\n  idem verify")]
     Verify(VerifyArgs),
+    /// The tasks defined in idem.toml: names and descriptions
+    #[command(
+        after_help = "Examples:\n  idem tasks\n  idem tasks --json\n  idem tasks --names   # one per line, for shell completion\n\nSee docs/tasks.md."
+    )]
+    Tasks(TasksArgs),
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  idem completions bash > /etc/bash_completion.d/idem\n  idem completions zsh > ~/.zfunc/_idem"
@@ -80,13 +85,16 @@ pub enum Command {
 }
 
 const RUN_EXAMPLES: &str = "Examples:
+  idem run build                       # a task defined in idem.toml (docs/tasks.md)
+  idem run -v --force build -- extra   # flags add to / override the task's; args are appended
   idem run -f 'src/**/*.rs' -f Cargo.toml -e RUSTFLAGS -- cargo build
   idem run -f data/ -- ./report.sh > report.txt
   idem run -f 'src/**/*.c' -o build/app -o 'build/*.o' -- make app
   idem run --ttl 1m -- kubectl get pods
   idem run --key \"deploy-$GIT_SHA\" -- ./deploy.sh prod
 
-Everything after `--` is the command, passed on byte for byte.
+Everything after `--` is the command, passed on byte for byte (after a task name:
+arguments appended to the task's command).
 Exit status: the command's own (replayed on a hit); 2 for idem's usage errors;
 see docs/exit-codes.md for the rest.";
 
@@ -155,6 +163,10 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub cache: CacheArgs,
+
+    /// The task file [default: idem.toml at the workspace root]
+    #[arg(long, env = "IDEM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Read stdin fully, make its hash an input, and feed the same bytes to the command
     #[arg(long)]
@@ -240,6 +252,12 @@ pub struct RunArgs {
     /// Internal: refresh a stale record in the background (spawned by idem itself)
     #[arg(long, hide = true)]
     pub background_refresh: bool,
+
+    /// A task defined in idem.toml (docs/tasks.md), run instead of a command after `--`
+    // Once src/config/ has resolved it, only the name is left, for display: every
+    // field the task set is in the fields above and the rest of idem never reads this.
+    #[arg(value_name = "TASK")]
+    pub task: Option<String>,
 
     /// The command and its arguments, after `--`
     #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(OsString))]
@@ -333,6 +351,22 @@ pub struct VerifyArgs {
 pub struct ForgetArgs {
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TasksArgs {
+    /// The task file [default: idem.toml at the workspace root]
+    #[arg(long, env = "IDEM_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Workspace root, where idem.toml is looked for
+    #[arg(long, env = "IDEM_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Print JSON (see docs/json.md)
+    #[arg(long, conflicts_with = "names")]
+    pub json: bool,
+    /// Print only the names, one per line (what shell completion calls)
+    #[arg(long)]
+    pub names: bool,
 }
 
 #[derive(Args, Debug)]

@@ -7,6 +7,8 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod completions;
+pub mod config;
 pub mod deps;
 pub mod encode;
 pub mod engine;

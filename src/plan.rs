@@ -88,6 +88,7 @@ pub fn task(args: &RunArgs) -> Result<Task> {
                 cli::KeyReuse::Allow => KeyReuse::Allow,
             },
         }),
+        name: args.task.clone(),
     })
 }
 

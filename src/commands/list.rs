@@ -38,10 +38,15 @@ pub fn run(args: &ListArgs) -> Result<i32> {
     let cache = Cache::open(&dir).context("cannot open the cache")?;
     let now = crate::clock::now_ns();
     let rows = rows(&cache, args, now)?;
+    let tasks: Vec<Option<String>> = rows
+        .iter()
+        .map(|r| cache.db.task_of(r.id))
+        .collect::<Result<_>>()?;
     if args.json {
         let list: Vec<_> = rows
             .iter()
-            .map(|r| {
+            .zip(&tasks)
+            .map(|(r, task)| {
                 json!({
                     "id": r.id,
                     "created_ns": r.created_ns,
@@ -51,6 +56,7 @@ pub fn run(args: &ListArgs) -> Result<i32> {
                     "exit_code": r.exit_code,
                     "hits": r.hits,
                     "size": r.size,
+                    "task": task,
                     "command": r.argv,
                 })
             })
@@ -108,7 +114,10 @@ pub fn run(args: &ListArgs) -> Result<i32> {
         let cmd = if i == 0 {
             "COMMAND".to_string()
         } else {
-            rows[i - 1].argv.clone()
+            match &tasks[i - 1] {
+                Some(task) => format!("[{task}] {}", rows[i - 1].argv),
+                None => rows[i - 1].argv.clone(),
+            }
         };
         let cmd = match width {
             Some(w) => ui::truncate(&cmd, w),

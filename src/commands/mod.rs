@@ -11,5 +11,6 @@ pub mod run;
 pub mod show;
 pub mod stats;
 pub mod status;
+pub mod tasks;
 pub mod ui;
 pub mod verify;

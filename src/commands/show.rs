@@ -84,6 +84,7 @@ pub fn run(args: &ShowArgs) -> Result<i32> {
     if args.json {
         let out = json!({
             "id": args.id,
+            "task": rec.task,
             "command": rec.display_argv(),
             "argv": rec.argv.iter().map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>(),
             "cwd": String::from_utf8_lossy(&rec.cwd),
@@ -124,6 +125,9 @@ fn human(
     let mut t = ui::Table::new(vec![false, false]);
     let mut kv = |k: &str, v: String| t.row(vec![(k.to_string(), Style::Bold), (v, Style::Plain)]);
     kv("record", id.to_string());
+    if let Some(task) = &rec.task {
+        kv("task", task.clone());
+    }
     kv("command", rec.display_argv());
     kv("directory", String::from_utf8_lossy(&rec.cwd).into_owned());
     if let Some(k) = &rec.exec_key {

@@ -176,6 +176,7 @@ fn record(runner: &mut Runner, snap: &Snapshot, run: Run, exec_key: Counted<'_>)
         cwd: task.spec.cwd_key.clone(),
         host: crate::host::name(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        task: task.name.clone(),
     };
     let argv_text = task.spec.display_argv();
     let counted = exec_key.filter(|_| run.exit_code == 0);

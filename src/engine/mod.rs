@@ -43,6 +43,8 @@ pub struct Task {
     pub stdin: bool,
     pub child_env: ChildEnv,
     pub exec_key: Option<ExecKey>,
+    /// The idem.toml task this came from (display only: never part of a key).
+    pub name: Option<String>,
 }
 
 /// The environment the command gets.

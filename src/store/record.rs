@@ -77,6 +77,9 @@ pub struct Record {
     pub cwd: Vec<u8>,
     pub host: String,
     pub version: String,
+    /// The idem.toml task that made this record, for display only: never part of a key,
+    /// and a record made by the spelled-out command line serves the task all the same.
+    pub task: Option<String>,
 }
 
 const RECORD_FORMAT: u64 = 1;
@@ -128,6 +131,11 @@ impl Record {
         encode_deps(&mut e, &self.deps);
         e.list(self.argv.iter());
         e.bytes(&self.cwd).str(&self.host).str(&self.version);
+        // Trailing and only when present: a record without a task is byte-identical to
+        // one written before tasks existed, so older idems still read it.
+        if let Some(task) = &self.task {
+            e.str(task);
+        }
         e.finish()
     }
 
@@ -202,6 +210,11 @@ impl Record {
         let cwd = d.vec()?;
         let host = d.string()?;
         let version = d.string()?;
+        let task = if d.is_empty() {
+            None
+        } else {
+            Some(d.string()?)
+        };
         if !d.is_empty() {
             bail!("trailing bytes after record");
         }
@@ -221,6 +234,7 @@ impl Record {
             cwd,
             host,
             version,
+            task,
         };
         r.check_consistent()?;
         Ok(r)
@@ -317,6 +331,7 @@ mod tests {
             cwd: b".".to_vec(),
             host: "h".into(),
             version: "v".into(),
+            task: None,
         }
     }
 
@@ -324,6 +339,17 @@ mod tests {
     fn roundtrip() {
         let r = sample();
         assert_eq!(Record::decode(&r.encode()).unwrap(), r);
+    }
+
+    #[test]
+    fn task_name_roundtrips_and_its_absence_keeps_the_old_bytes() {
+        let without = sample();
+        let mut with = sample();
+        with.task = Some("build".into());
+        assert_eq!(Record::decode(&with.encode()).unwrap(), with);
+        assert_eq!(Record::decode(&without.encode()).unwrap().task, None);
+        let (a, b) = (with.encode(), without.encode());
+        assert!(a.starts_with(&b) && a.len() > b.len());
     }
 
     #[test]

@@ -306,6 +306,17 @@ impl Db {
             .transpose()
     }
 
+    /// The idem.toml task a record was made by (for list): decoded without the
+    /// dependency list, which can be a megabyte. A corrupt row has no task.
+    pub fn task_of(&self, id: i64) -> Result<Option<String>> {
+        let row: Option<Vec<u8>> = self
+            .conn
+            .prepare_cached("SELECT data FROM records WHERE id=?1")?
+            .query_row(params![id], |r| r.get(0))
+            .optional()?;
+        Ok(row.and_then(|data| Record::decode_for_replay(&data).ok()?.task))
+    }
+
     /// Stores a record (replacing one with the same task and state) and its blob
     /// references, in one short transaction. Blobs must already be stored.
     pub fn insert_record(&mut self, rec: &Record, last_used_ns: i64) -> Result<i64> {

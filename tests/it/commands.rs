@@ -710,7 +710,7 @@ fn generated() -> Vec<(String, Vec<u8>)> {
         (Shell::PowerShell, "_idem.ps1"),
     ] {
         let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut idem::cli::Cli::command(), "idem", &mut buf);
+        idem::completions::generate(shell, &mut buf);
         out.push((format!("completions/{file}"), buf));
     }
     let cmd = idem::cli::Cli::command();
@@ -810,6 +810,10 @@ fn documented() -> BTreeMap<String, BTreeSet<String>> {
 fn json_outputs_parse_and_match_their_documentation() {
     let ws = Ws::new();
     ws.write("a.txt", "1");
+    ws.write(
+        "idem.toml",
+        "[task.t]\ndescription = \"d\"\nrun = [\"true\"]\ncwd = \".\"\n",
+    );
     assert!(ws
         .run(&[
             "-f",
@@ -861,6 +865,7 @@ fn json_outputs_parse_and_match_their_documentation() {
         ("idem list --json", vec!["list", "--json"]),
         ("idem show --json", vec!["show", "--json", "1"]),
         ("idem verify --json", vec!["verify", "--json"]),
+        ("idem tasks --json", vec!["tasks", "--json"]),
     ];
     for (section, args) in cases {
         let fields = docs

@@ -11,4 +11,5 @@ mod remote;
 mod robustness;
 mod run;
 mod single_flight;
+mod tasks;
 mod url;
