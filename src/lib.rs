@@ -16,6 +16,12 @@ pub mod replay;
 pub mod run;
 pub mod spec;
 pub mod store;
+/// Only where a syscall table exists; elsewhere `--trace` is refused (exit 2).
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub mod trace;
 
 use clap::Parser;
 
