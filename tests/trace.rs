@@ -312,6 +312,61 @@ fn threads_reads_are_attributed_to_their_thread() {
 }
 
 #[test]
+fn a_script_records_itself_and_its_interpreter() {
+    let (_d, root) = ws();
+    write(&root.join("helper.sh"), "#!/bin/sh\necho helped\n");
+    std::fs::set_permissions(
+        root.join("helper.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let r = traced(&root, &["/bin/sh", "-c", "./helper.sh"]);
+    assert_eq!(r.stdout, "helped\n");
+    assert!(inputs_of(&r, &root.join("helper.sh")).contains(Inputs::EXEC));
+    // The kernel opens the interpreter itself; it is found through /proc/PID/maps.
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    assert!(
+        inputs_of(&r, &sh).contains(Inputs::EXEC),
+        "{}",
+        sh.display()
+    );
+}
+
+#[test]
+fn setuid_exec_and_io_uring_are_unknowable() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, root) = ws();
+    let prog = root.join("suid-true");
+    std::fs::copy("/bin/true", &prog).unwrap();
+    std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let r = traced(&root, &[prog.to_str().unwrap()]);
+    assert_eq!(r.traced.exit, Exit::Code(0));
+    assert!(
+        r.traced
+            .log
+            .unknowable
+            .iter()
+            .any(|u| u.reason == Reason::SetuidExec(prog.clone())),
+        "{:?}",
+        r.traced.log.unknowable
+    );
+    let Some(py) = python() else { return };
+    let script = "import ctypes; p = ctypes.create_string_buffer(120); \
+                  ctypes.CDLL(None, use_errno=True).syscall(425, 1, p)";
+    let r = traced(&root, &[py.to_str().unwrap(), "-S", "-c", script]);
+    assert_eq!(r.traced.exit, Exit::Code(0));
+    assert!(
+        r.traced
+            .log
+            .unknowable
+            .iter()
+            .any(|u| u.reason == Reason::IoUring),
+        "{:?}",
+        r.traced.log.unknowable
+    );
+}
+
+#[test]
 fn exit_codes_and_signals_pass_through() {
     let (_d, root) = ws();
     let r = traced(&root, &["/bin/sh", "-c", "exit 42"]);
