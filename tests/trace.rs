@@ -366,6 +366,51 @@ fn setuid_exec_and_io_uring_are_unknowable() {
     );
 }
 
+/// The seam exec.rs uses: the command's stdout is the write end of a pipe that another
+/// thread tees, while the tracer runs on the thread that spawned the command.
+#[test]
+fn output_through_a_pipe_teed_on_another_thread() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    let (_d, root) = ws();
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fresh descriptors into fds.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both descriptors are fresh and owned here only.
+    let (rd, wr) = unsafe {
+        (
+            File::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    let tee = std::thread::spawn(move || {
+        let mut rd = rd;
+        let mut all = String::new();
+        rd.read_to_string(&mut all).map(|_| all)
+    });
+    let mut cmd = TraceCommand::new(
+        "/bin/sh",
+        [
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo line $i; done; cat /etc/hostname >/dev/null",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect(),
+    );
+    cmd.cwd = Some(root.clone());
+    cmd.stdout = Some(wr);
+    let tracer = trace::Tracer::spawn(cmd, &TraceOptions::default()).expect("spawn");
+    assert!(tracer.pid() > 0);
+    let traced = tracer.run().expect("trace");
+    // EOF arrives: no copy of the write end was left open in idem or leaked elsewhere.
+    let out = tee.join().expect("tee thread").expect("read pipe");
+    assert_eq!(out, "line 1\nline 2\nline 3\n");
+    assert_eq!(traced.exit, Exit::Code(0));
+    assert!(traced.log.get("/etc/hostname").is_some());
+}
+
 #[test]
 fn exit_codes_and_signals_pass_through() {
     let (_d, root) = ws();
