@@ -180,10 +180,15 @@ impl Ctx {
             Sys::ReadLinkAt => self.lookup(tid, sys, as_dirfd(a[0]), a[1], false, true),
             Sys::Execve => self.exec(tid, sys, CWD, a[0]),
             Sys::ExecveAt => self.exec(tid, sys, as_dirfd(a[0]), a[1]),
-            Sys::Chdir => Some(Pending::Chdir {
-                path: self.path(tid, sys, CWD, a[0]),
-            }),
-            Sys::Fchdir => Some(Pending::Chdir { path: None }),
+            Sys::Chdir | Sys::Fchdir => {
+                let path = (sys == Sys::Chdir)
+                    .then(|| self.path(tid, sys, CWD, a[0]))
+                    .flatten();
+                // Forget now as well as at exit: a thread sharing this cwd may look a path
+                // up before the exit stop is handled, and must then read /proc afresh.
+                self.cwds.forget_all();
+                Some(Pending::Chdir { path })
+            }
             Sys::Getdents | Sys::Getdents64 => {
                 if let Some(dir) = memory::fd_path(tid, as_dirfd(a[0])) {
                     if !self.ignored(&dir) {
