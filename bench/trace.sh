@@ -11,8 +11,12 @@ runs=20
 command -v hyperfine >/dev/null || { echo "trace.sh: hyperfine is needed" >&2; exit 1; }
 command -v gcc >/dev/null || { echo "trace.sh: gcc is needed" >&2; exit 1; }
 
-cargo build --release --quiet --example trace
-tracer="$PWD/target/release/examples/trace"
+# TRACER=path measures a given build of examples/trace instead of building one.
+if [ -z "${TRACER:-}" ]; then
+    cargo build --release --quiet --example trace
+    TRACER="$PWD/target/release/examples/trace"
+fi
+tracer="$TRACER"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -42,16 +46,29 @@ four="gcc -O1 -Iinclude -c unit1.c unit2.c unit3.c unit4.c"
 echo "One compile (gcc -c, 5 system headers + 1 local):"
 sed -n '1,11p' one.txt | sed 's/^/    /'
 
-hyperfine -N --warmup 2 --runs "$runs" --export-markdown compile.md \
-    -n "gcc -c (1 file)" "$one" \
-    -n "traced gcc -c (1 file)" "$tracer -- $one" \
-    -n "gcc -c (4 files)" "$four" \
-    -n "traced gcc -c (4 files)" "$tracer -- $four"
+bench() { # NAME PLAIN TRACED: one interleaved hyperfine pair, exported as JSON
+    hyperfine -N --warmup 2 --runs "$runs" --export-json "$1.json" \
+        -n plain "$2" -n traced "$3" >/dev/null
+}
+bench one "$one" "$tracer -- $one"
+bench four "$four" "$tracer -- $four"
 if command -v taskset >/dev/null; then
     # Tracer and tracee on one CPU: no cross-CPU wakeup per stop.
-    hyperfine -N --warmup 2 --runs "$runs" --export-markdown pinned.md \
-        -n "gcc -c (4 files), one CPU" "taskset -c 0 $four" \
-        -n "traced gcc -c (4 files), one CPU" "taskset -c 0 $tracer -- $four"
+    bench pinned "taskset -c 0 $four" "taskset -c 0 $tracer -- $four"
 fi
-cat compile.md
-if [ -f pinned.md ]; then cat pinned.md; fi
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+python3 - one.json four.json pinned.json <<'PY'
+import json, os, sys
+print("| compile | plain wall ms | traced wall ms | wall ratio | plain CPU ms | traced CPU ms | CPU ratio |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+names = {"one.json": "1 file", "four.json": "4 files", "pinned.json": "4 files, one CPU"}
+for f in sys.argv[1:]:
+    if not os.path.exists(f):
+        continue
+    r = {x["command"]: x for x in json.load(open(f))["results"]}
+    p, t = r["plain"], r["traced"]
+    wall = lambda x: x["median"] * 1000
+    cpu = lambda x: (x["user"] + x["system"]) * 1000
+    print(f"| {names[f]} | {wall(p):.1f} | {wall(t):.1f} | {wall(t)/wall(p):.2f} "
+          f"| {cpu(p):.1f} | {cpu(t):.1f} | {cpu(t)/cpu(p):.2f} |")
+PY
