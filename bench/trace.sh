@@ -43,8 +43,10 @@ one="gcc -O1 -Iinclude -c unit1.c -o unit1.o"
 four="gcc -O1 -Iinclude -c unit1.c unit2.c unit3.c unit4.c"
 
 "$tracer" --summary one.txt -- $one
+"$tracer" --no-readlink --summary nolink.txt -- $one
 echo "One compile (gcc -c, 5 system headers + 1 local):"
 sed -n '1,11p' one.txt | sed 's/^/    /'
+echo "The same with readlink untraced: $(head -1 nolink.txt)"
 
 bench() { # NAME PLAIN TRACED: one interleaved hyperfine pair, exported as JSON
     hyperfine -N --warmup 2 --runs "$runs" --export-json "$1.json" \
@@ -52,16 +54,18 @@ bench() { # NAME PLAIN TRACED: one interleaved hyperfine pair, exported as JSON
 }
 bench one "$one" "$tracer -- $one"
 bench four "$four" "$tracer -- $four"
+bench nolink "$one" "$tracer --no-readlink -- $one"
 if command -v taskset >/dev/null; then
     # Tracer and tracee on one CPU: no cross-CPU wakeup per stop.
     bench pinned "taskset -c 0 $four" "taskset -c 0 $tracer -- $four"
 fi
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
-python3 - one.json four.json pinned.json <<'PY'
+python3 - one.json four.json nolink.json pinned.json <<'PY'
 import json, os, sys
 print("| compile | plain wall ms | traced wall ms | wall ratio | plain CPU ms | traced CPU ms | CPU ratio |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-names = {"one.json": "1 file", "four.json": "4 files", "pinned.json": "4 files, one CPU"}
+names = {"one.json": "1 file", "four.json": "4 files", "pinned.json": "4 files, one CPU",
+         "nolink.json": "1 file, readlink untraced"}
 for f in sys.argv[1:]:
     if not os.path.exists(f):
         continue

@@ -1,4 +1,4 @@
-//! `trace [--summary FILE] -- CMD ARGS...`: runs CMD under idem's tracer with inherited
+//! `trace [--no-readlink] [--summary FILE] -- CMD ARGS...`: runs CMD under idem's tracer with inherited
 //! stdio and exits as it did; with --summary, writes counts and every input/output path
 //! to FILE. For bench/trace.sh and for looking at what a command touches; not installed.
 
@@ -10,6 +10,11 @@ use idem::trace::{self, Exit, Inputs, TraceCommand, TraceOptions};
 fn main() {
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let mut summary: Option<OsString> = None;
+    let mut opts = TraceOptions::default();
+    if args.first().is_some_and(|a| a == "--no-readlink") {
+        opts.trace_readlink = false;
+        args.remove(0);
+    }
     if args.first().is_some_and(|a| a == "--summary") && args.len() > 1 {
         summary = Some(args.remove(1));
         args.remove(0);
@@ -18,11 +23,11 @@ fn main() {
         args.remove(0);
     }
     if args.is_empty() {
-        eprintln!("usage: trace [--summary FILE] -- CMD ARGS...");
+        eprintln!("usage: trace [--no-readlink] [--summary FILE] -- CMD ARGS...");
         std::process::exit(2);
     }
     let cmd = TraceCommand::new(args[0].clone(), args.clone());
-    let traced = match trace::trace(cmd, &TraceOptions::default()) {
+    let traced = match trace::trace(cmd, &opts) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("trace: {e}");

@@ -22,11 +22,15 @@ struct Run {
 
 /// Traces `argv` in `cwd` with stdout captured through a file, stderr inherited.
 fn traced_in(cwd: &Path, argv: &[&str]) -> Result<Run, TraceError> {
+    traced_with(cwd, argv, &TraceOptions::default())
+}
+
+fn traced_with(cwd: &Path, argv: &[&str], opts: &TraceOptions) -> Result<Run, TraceError> {
     let out = tempfile::tempfile().expect("tempfile");
     let mut cmd = TraceCommand::new(argv[0], argv.iter().map(OsString::from).collect::<Vec<_>>());
     cmd.cwd = Some(cwd.to_path_buf());
     cmd.stdout = Some(out.try_clone().expect("dup").into());
-    let traced = trace::trace(cmd, &TraceOptions::default())?;
+    let traced = trace::trace(cmd, opts)?;
     let mut out = out;
     use std::io::{Read, Seek};
     out.rewind().expect("rewind");
@@ -409,6 +413,26 @@ fn output_through_a_pipe_teed_on_another_thread() {
     assert_eq!(out, "line 1\nline 2\nline 3\n");
     assert_eq!(traced.exit, Exit::Code(0));
     assert!(traced.log.get("/etc/hostname").is_some());
+}
+
+#[test]
+fn readlink_is_traced_unless_turned_off() {
+    let (_d, root) = ws();
+    std::os::unix::fs::symlink("target", root.join("lnk")).unwrap();
+    let r = traced(&root, &["readlink", "lnk"]);
+    assert_eq!(r.stdout, "target\n");
+    assert!(inputs_of(&r, &root.join("lnk")).contains(Inputs::LINK));
+    let opts = TraceOptions {
+        trace_readlink: false,
+        ..TraceOptions::default()
+    };
+    let r = traced_with(&root, &["readlink", "lnk"], &opts).expect("trace");
+    assert_eq!(r.stdout, "target\n");
+    let link = r.traced.log.get(root.join("lnk"));
+    assert!(
+        link.is_none_or(|u| !u.inputs.contains(Inputs::LINK)),
+        "{link:?}"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! cares about: every syscall of a foreign ABI (32-bit, x32) and the native table's
 //! entries return SECCOMP_RET_TRACE; everything else runs untouched. Never denies a call.
 
-use super::syscalls::{NATIVE_ARCH, TABLE, X32_BIT};
+use super::syscalls::{Sys, NATIVE_ARCH, TABLE, X32_BIT};
 
 /// `struct sock_filter` (linux/filter.h).
 #[repr(C)]
@@ -45,9 +45,9 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
     SockFilter { code, jt, jf, k }
 }
 
-/// Builds the program: foreign arch → trace; x32 → trace; a traced number → trace;
-/// else allow.
-pub fn program() -> Vec<SockFilter> {
+/// Builds the program: foreign arch → trace; x32 → trace; a traced number (other than
+/// those in `skip`) → trace; else allow.
+pub fn program(skip: &[Sys]) -> Vec<SockFilter> {
     let mut p = vec![
         stmt(LD_W_ABS, OFFSET_ARCH),
         jump(JEQ_K, NATIVE_ARCH, 1, 0),
@@ -58,9 +58,14 @@ pub fn program() -> Vec<SockFilter> {
         p.push(jump(JSET_K, bit, 0, 1));
         p.push(stmt(RET_K, RET_TRACE));
     }
-    let n = TABLE.len();
+    let traced: Vec<i64> = TABLE
+        .iter()
+        .filter(|(_, sys)| !skip.contains(sys))
+        .map(|&(nr, _)| nr)
+        .collect();
+    let n = traced.len();
     assert!(n < 250, "the syscall table fits 8-bit BPF jump offsets");
-    for (j, (nr, _)) in TABLE.iter().enumerate() {
+    for (j, nr) in traced.iter().enumerate() {
         // Jump over the rest of the list and the RET_ALLOW to the RET_TRACE.
         p.push(jump(JEQ_K, *nr as u32, (n - j) as u8, 0));
     }
@@ -122,9 +127,18 @@ mod tests {
 
     #[test]
     fn verdicts() {
-        let p = program();
+        let p = program(&[]);
         for (nr, _) in TABLE {
             assert_eq!(run(&p, NATIVE_ARCH, *nr as u32), RET_TRACE);
+        }
+        let no_readlink = program(&[Sys::ReadLinkAt]);
+        for (nr, sys) in TABLE {
+            let want = if *sys == Sys::ReadLinkAt {
+                RET_ALLOW
+            } else {
+                RET_TRACE
+            };
+            assert_eq!(run(&no_readlink, NATIVE_ARCH, *nr as u32), want);
         }
         assert_eq!(run(&p, NATIVE_ARCH, libc::SYS_read as u32), RET_ALLOW);
         assert_eq!(run(&p, NATIVE_ARCH, libc::SYS_mmap as u32), RET_ALLOW);

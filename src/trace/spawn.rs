@@ -8,6 +8,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use super::filter;
+use super::syscalls::Sys;
 use super::TraceError;
 
 /// What to run under the tracer. The program is exec'd as given (no PATH search when it
@@ -103,7 +104,7 @@ fn find_program(program: &Path, path_var: Option<&OsStr>) -> Option<PathBuf> {
 }
 
 /// Forks the command, seizes it, releases it. On `Refused` the child is already reaped.
-pub fn spawn(cmd: TraceCommand) -> Result<Spawned, TraceError> {
+pub fn spawn(cmd: TraceCommand, skip: &[Sys]) -> Result<Spawned, TraceError> {
     let env: Vec<(OsString, OsString)> = match &cmd.env {
         Some(e) => e.clone(),
         None => std::env::vars_os().collect(),
@@ -137,7 +138,7 @@ pub fn spawn(cmd: TraceCommand) -> Result<Spawned, TraceError> {
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = c_env.iter().map(|c| c.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
-    let prog = filter::program();
+    let prog = filter::program(skip);
     let stdio: [Option<RawFd>; 3] = [
         cmd.stdin.as_ref().map(|f| f.as_raw_fd()),
         cmd.stdout.as_ref().map(|f| f.as_raw_fd()),
