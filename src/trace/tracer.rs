@@ -217,9 +217,10 @@ impl Loop {
         let Some(info) = syscall_info(tid) else {
             if self.first_stop {
                 // Nothing of the command has run yet (this is its first execve).
-                // SAFETY: killing our own tracee.
+                // SAFETY: killing and reaping our own tracee.
                 unsafe {
                     libc::kill(tid, libc::SIGKILL);
+                    libc::waitpid(tid, std::ptr::null_mut(), libc::__WALL);
                 }
                 return Err(TraceError::Refused(
                     "PTRACE_GET_SYSCALL_INFO is not supported (Linux 5.3 or later is needed)"
