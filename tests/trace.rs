@@ -435,6 +435,47 @@ fn readlink_is_traced_unless_turned_off() {
     );
 }
 
+/// A 64-bit program making a 32-bit syscall (`int $0x80`, what a compat binary does):
+/// the filter's arch check traps it and the run is marked unknowable.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_foreign_abi_syscall_is_unknowable() {
+    let Some(gcc) = require_binary("gcc") else {
+        return;
+    };
+    let (_d, root) = ws();
+    write(
+        &root.join("compat.c"),
+        "int main(void) { long r; __asm__ volatile(\"int $0x80\" : \"=a\"(r) : \"a\"(20L)); \
+         return r > 0 ? 0 : 1; }\n",
+    );
+    let out = std::process::Command::new(&gcc)
+        .args(["-O1", "compat.c", "-o", "compat"])
+        .current_dir(&root)
+        .status()
+        .expect("gcc");
+    assert!(out.success());
+    let plain = std::process::Command::new(root.join("compat"))
+        .status()
+        .expect("run");
+    if !plain.success() {
+        eprintln!("skipping: this kernel has no 32-bit syscall emulation ({plain})");
+        return;
+    }
+    let r = traced(&root, &["./compat"]);
+    // i386 getpid (20) works through int $0x80 on a kernel with IA32 emulation.
+    assert_eq!(r.traced.exit, Exit::Code(0));
+    assert!(
+        r.traced
+            .log
+            .unknowable
+            .iter()
+            .any(|u| u.reason == Reason::ForeignAbi { arch: 0x4000_0003 }),
+        "{:?}",
+        r.traced.log.unknowable
+    );
+}
+
 #[test]
 fn exit_codes_and_signals_pass_through() {
     let (_d, root) = ws();
