@@ -476,6 +476,23 @@ fn a_foreign_abi_syscall_is_unknowable() {
     );
 }
 
+/// A thread other than the main one execs: the kernel gives it the leader's tid, and the
+/// tracer must carry its pending exec over (the old tid never reports an exit).
+#[test]
+fn exec_from_a_non_leader_thread() {
+    let Some(py) = python() else { return };
+    let (_d, root) = ws();
+    write(&root.join("f"), "from the new image\n");
+    let script = "import os, threading\n\
+                  t = threading.Thread(target=lambda: os.execv('/bin/cat', ['cat', 'f']))\n\
+                  t.start(); t.join()";
+    let r = traced(&root, &[py.to_str().unwrap(), "-S", "-c", script]);
+    assert_eq!(r.stdout, "from the new image\n");
+    assert_eq!(r.traced.exit, Exit::Code(0));
+    assert!(inputs_of(&r, &root.join("f")).contains(Inputs::READ));
+    assert!(inputs_of(&r, Path::new("/bin/cat")).contains(Inputs::EXEC));
+}
+
 #[test]
 fn exit_codes_and_signals_pass_through() {
     let (_d, root) = ws();
