@@ -20,6 +20,12 @@ pub mod outputs;
 pub mod plan;
 pub mod spec;
 pub mod store;
+/// Only where a syscall table exists; elsewhere `--trace` is refused (exit 2).
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub mod trace;
 pub mod ui;
 
 pub use app::main_with_args;

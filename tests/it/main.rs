@@ -12,4 +12,7 @@ mod robustness;
 mod run;
 mod single_flight;
 mod tasks;
+mod trace;
+mod trace_process;
+mod trace_support;
 mod url;
