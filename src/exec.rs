@@ -179,18 +179,49 @@ fn hand_off(reader: File, to_fd: i32) {
     let _ = c.spawn();
 }
 
+/// The command could not be started (or waited for): what a shell would say, and the
+/// code it would exit with.
+#[derive(Debug)]
+pub struct NotRun {
+    pub code: i32,
+    pub message: String,
+}
+
+impl NotRun {
+    /// Prints the message; returns the exit code.
+    pub fn report(self) -> i32 {
+        eprintln!("{}", self.message);
+        self.code
+    }
+}
+
+/// Why [`run_captured`] did not produce an outcome.
+pub enum CaptureError {
+    /// The command could not start: report it, as a shell would.
+    NotRun(NotRun),
+    /// Capturing could not be set up (the cache is broken): nothing was started, so the
+    /// command may still run uncached.
+    Setup(anyhow::Error),
+}
+
+impl From<anyhow::Error> for CaptureError {
+    fn from(e: anyhow::Error) -> Self {
+        CaptureError::Setup(e)
+    }
+}
+
 /// Spawn error → the shell's exit code and message.
-pub fn spawn_error(cmd: &ExecCommand, e: &std::io::Error) -> (i32, String) {
+pub fn spawn_error(cmd: &ExecCommand, e: &std::io::Error) -> NotRun {
     let name = cmd.argv[0].to_string_lossy();
     match e.kind() {
-        std::io::ErrorKind::NotFound => (
-            Code::NotFound.into(),
-            format!("idem: {name}: command not found"),
-        ),
-        _ => (
-            Code::NotExecutable.into(),
-            format!("idem: {name}: cannot execute: {e}"),
-        ),
+        std::io::ErrorKind::NotFound => NotRun {
+            code: Code::NotFound.into(),
+            message: format!("idem: {name}: command not found"),
+        },
+        _ => NotRun {
+            code: Code::NotExecutable.into(),
+            message: format!("idem: {name}: cannot execute: {e}"),
+        },
     }
 }
 
@@ -225,7 +256,7 @@ pub fn closed_stdio() -> Option<&'static str> {
 
 /// Runs the command with plain inherited stdio: what idem does when its cache is broken.
 /// Standard descriptors that were closed when idem started are closed for it too.
-pub fn run_plain(cmd: &mut ExecCommand) -> Result<Exit, (i32, String)> {
+pub fn run_plain(cmd: &mut ExecCommand) -> Result<Exit, NotRun> {
     install_forwarding();
     let mut c = build(cmd);
     let closed = CLOSED_AT_START.load(Ordering::SeqCst);
@@ -247,11 +278,9 @@ pub fn run_plain(cmd: &mut ExecCommand) -> Result<Exit, (i32, String)> {
     }
     let mut child = c.spawn().map_err(|e| spawn_error(cmd, &e))?;
     register_child(child.id());
-    let status = child.wait().map_err(|e| {
-        (
-            Code::Internal.into(),
-            format!("idem: waiting for the command failed: {e}"),
-        )
+    let status = child.wait().map_err(|e| NotRun {
+        code: Code::Internal.into(),
+        message: format!("idem: waiting for the command failed: {e}"),
     })?;
     Ok(status_to_exit(status))
 }
@@ -267,10 +296,7 @@ pub fn run_argv_plain(argv: &[OsString], env: Option<Vec<(OsString, OsString)>>)
     };
     match run_plain(&mut cmd) {
         Ok(exit) => exit.code(),
-        Err((code, msg)) => {
-            eprintln!("{msg}");
-            code
-        }
+        Err(not_run) => not_run.report(),
     }
 }
 
@@ -283,10 +309,7 @@ fn status_to_exit(status: std::process::ExitStatus) -> Exit {
 }
 
 /// Runs the command, teeing and capturing its output into the blob store.
-pub fn run_captured(
-    cmd: &mut ExecCommand,
-    blobs: &BlobStore,
-) -> Result<Result<Outcome, (i32, String)>> {
+pub fn run_captured(cmd: &mut ExecCommand, blobs: &BlobStore) -> Result<Outcome, CaptureError> {
     let mut out_w = blobs.writer().context("cannot capture stdout")?;
     let mut err_w = blobs.writer().context("cannot capture stderr")?;
     install_forwarding();
@@ -298,7 +321,7 @@ pub fn run_captured(
     let start = Instant::now();
     let mut child = match c.spawn() {
         Ok(ch) => ch,
-        Err(e) => return Ok(Err(spawn_error(cmd, &e))),
+        Err(e) => return Err(CaptureError::NotRun(spawn_error(cmd, &e))),
     };
     register_child(child.id());
     let child_out = child
@@ -332,7 +355,7 @@ pub fn run_captured(
     let exit = match status {
         Ok(status) => status_to_exit(status),
         Err(e) => {
-            eprintln!("idem: warning: waiting for the command failed: {e}; not recorded");
+            crate::ui::warn(format!("waiting for the command failed: {e}; not recorded"));
             complete = false;
             Exit::Code(crate::exit::Code::Internal.into())
         }
@@ -345,19 +368,21 @@ pub fn run_captured(
                 chunks,
             }),
             (Err(e), _) | (_, Err(e)) => {
-                eprintln!("idem: warning: storing captured output failed: {e:#}; this run will not be recorded");
+                crate::ui::warn(format!(
+                    "storing captured output failed: {e:#}; this run will not be recorded"
+                ));
                 None
             }
         }
     } else {
         None
     };
-    Ok(Ok(Outcome {
+    Ok(Outcome {
         exit,
         duration,
         captured,
         interrupted: GOT_SIGNAL.load(Ordering::SeqCst) != 0,
-    }))
+    })
 }
 
 /// How long idem keeps reading after the command exited while something it started

@@ -56,7 +56,9 @@ pub fn lock_path(cache_dir: &Path, name: &[u8; 32]) -> PathBuf {
     cache_dir.join("locks").join(hex(name))
 }
 
-fn flock(file: &File, blocking: bool) -> std::io::Result<bool> {
+/// An exclusive `flock` on `file`, retried on EINTR: `Ok(false)` when `blocking` is
+/// false and someone else holds it. The kernel releases it however its holder dies.
+pub fn flock(file: &File, blocking: bool) -> std::io::Result<bool> {
     let op = if blocking {
         libc::LOCK_EX
     } else {

@@ -29,7 +29,7 @@ pub fn run(args: &ClearArgs) -> Result<i32> {
             .read_line(&mut answer)
             .context("cannot read the answer")?;
         if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
-            eprintln!("idem: nothing deleted");
+            crate::ui::note("nothing deleted");
             return Ok(1);
         }
     }

@@ -68,7 +68,7 @@ pub fn run(args: &ListArgs) -> Result<i32> {
         return Ok(0);
     }
     if rows.is_empty() {
-        eprintln!("idem: no records");
+        crate::ui::note("no records");
         return Ok(0);
     }
     let color = ui::color();

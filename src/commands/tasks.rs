@@ -55,7 +55,7 @@ pub fn run(args: &TasksArgs) -> Result<i32> {
         return Ok(0);
     }
     if config.tasks.is_empty() {
-        eprintln!("idem: {} defines no tasks", config.path.display());
+        crate::ui::note(format!("{} defines no tasks", config.path.display()));
         return Ok(0);
     }
     let mut t = ui::Table::new(vec![false, false, false]);

@@ -111,16 +111,7 @@ fn parse(s: &str) -> Result<Url> {
     Ok(u)
 }
 
-/// The URL with any password replaced, for messages.
-pub fn redact(url: &str) -> String {
-    match Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
-}
+use crate::ui::redact;
 
 /// Parses `Name: value`. Errors name the problem, never the value.
 pub fn parse_header(h: &str) -> Result<(String, String)> {

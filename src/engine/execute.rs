@@ -45,10 +45,7 @@ pub fn uncached(task: &Task, program: PathBuf, stdin: Option<File>) -> i32 {
     let mut cmd = command(task, program, stdin);
     match exec::run_plain(&mut cmd) {
         Ok(exit) => exit.code(),
-        Err((code, msg)) => {
-            eprintln!("{msg}");
-            code
-        }
+        Err(not_run) => not_run.report(),
     }
 }
 
@@ -60,21 +57,15 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
     let stdin = runner.stdin.take().map(|(f, _)| f);
     let mut cmd = command(&runner.task, snap.program.clone(), stdin);
     let outcome = match exec::run_captured(&mut cmd, &runner.cache.blobs) {
-        Ok(Ok(o)) => o,
-        Ok(Err((code, msg))) => {
-            eprintln!("{msg}");
-            return code;
-        }
-        Err(e) => {
+        Ok(o) => o,
+        Err(exec::CaptureError::NotRun(not_run)) => return not_run.report(),
+        Err(exec::CaptureError::Setup(e)) => {
             ui::warn(format!(
                 "cannot capture output ({e:#}); running the command uncached"
             ));
             return match exec::run_plain(&mut cmd) {
                 Ok(exit) => exit.code(),
-                Err((code, msg)) => {
-                    eprintln!("{msg}");
-                    code
-                }
+                Err(not_run) => not_run.report(),
             };
         }
     };

@@ -300,7 +300,7 @@ fn remove_stale_tmp(cache: &Cache) -> u64 {
 /// `after-records`, `mid-blobs`). Documented in docs/gc.md; never set it otherwise.
 fn test_pause(point: &str) {
     if std::env::var("IDEM_TEST_GC_PAUSE_AT").is_ok_and(|v| v == point) {
-        eprintln!("idem: test pause at {point}");
+        ui::note(format!("test pause at {point}"));
         loop {
             std::thread::park();
         }

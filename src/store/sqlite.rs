@@ -164,14 +164,8 @@ impl Db {
             // so concurrent first runs could otherwise fail with "database is locked".
             let lock_path = self.path.with_file_name("init.lock");
             let lock = super::private::open_rw(&lock_path, false)?;
-            while unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0
-            {
-                let err = std::io::Error::last_os_error();
-                if err.raw_os_error() != Some(libc::EINTR) {
-                    return Err(err)
-                        .with_context(|| format!("cannot lock {}", lock_path.display()));
-                }
-            }
+            crate::lease::flock(&lock, true)
+                .with_context(|| format!("cannot lock {}", lock_path.display()))?;
             let version: i64 = self
                 .conn
                 .query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -248,7 +242,9 @@ impl Db {
         {
             Ok(found) => Ok(found),
             Err(e) => {
-                eprintln!("idem: warning: {e:#}; running the command and recording it afresh");
+                crate::ui::warn(format!(
+                    "{e:#}; running the command and recording it afresh"
+                ));
                 Ok(None)
             }
         }

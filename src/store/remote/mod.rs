@@ -119,21 +119,6 @@ pub trait Remote: Send + Sync {
     }
 }
 
-/// The URL with user, password and query removed: the only form ever printed.
-pub fn redact(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((s, r)) => (s, r),
-        None => return "<invalid remote URL>".into(),
-    };
-    let rest = rest.split(['?', '#']).next().unwrap_or("");
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    format!("{scheme}://{host}{path}")
-}
-
 const MAX_ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// A Redis lease lives this long without a heartbeat, so a dead host's claim expires.
@@ -167,7 +152,7 @@ impl Tier {
     /// Parses the URL and builds the backend; connects lazily on first use. A URL that
     /// cannot be understood is an error (the caller makes it a usage error).
     pub fn connect(cfg: &RemoteConfig) -> Result<Self> {
-        let name = redact(&cfg.url);
+        let name = crate::ui::redact(&cfg.url);
         let scheme = cfg
             .url
             .split_once("://")
@@ -216,7 +201,7 @@ impl Tier {
     }
 
     fn warn(&self, msg: impl std::fmt::Display) {
-        eprintln!("idem: warning: remote cache {}: {msg}", self.name);
+        crate::ui::warn(format!("remote cache {}: {msg}", self.name));
     }
 
     /// Runs one remote operation with bounded retries (only for transient errors, only
@@ -419,10 +404,10 @@ impl Tier {
             return;
         }
         if let Err(e) = cache.db.add_stat(crate::store::Counter::Uploads, 1) {
-            eprintln!("idem: warning: cannot count the upload: {e:#}");
+            crate::ui::warn(format!("cannot count the upload: {e:#}"));
         }
         if self.verbose {
-            eprintln!("idem: uploaded to the remote cache {}", self.name);
+            crate::ui::note(format!("uploaded to the remote cache {}", self.name));
         }
     }
 
@@ -459,20 +444,6 @@ impl Tier {
 mod tests {
     use super::*;
     use std::time::Instant;
-
-    #[test]
-    fn redact_removes_credentials_and_query() {
-        assert_eq!(
-            redact("redis://:s3cret@cache:6379/0"),
-            "redis://cache:6379/0"
-        );
-        assert_eq!(redact("https://u:p@h/x/y?token=z"), "https://h/x/y");
-        assert_eq!(
-            redact("redis+cluster://:pw@a:1,b:2"),
-            "redis+cluster://a:1,b:2"
-        );
-        assert_eq!(redact("nonsense"), "<invalid remote URL>");
-    }
 
     /// A backend whose record lookups fail `fail` times (transiently or not), counting
     /// every call.
