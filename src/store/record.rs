@@ -228,14 +228,14 @@ impl Record {
 
     /// Chunk lengths must add up to the blob sizes, or a replay would read past them.
     fn check_consistent(&self) -> Result<()> {
-        let sum = |s: u8| -> u64 {
+        // Checked: a wrapping sum lets `u64::MAX + 11` pass for a 10-byte stream.
+        let sum = |s: u8| -> Option<u64> {
             self.chunks
                 .iter()
                 .filter(|(id, _)| *id == s)
-                .map(|(_, n)| *n)
-                .sum()
+                .try_fold(0u64, |acc, (_, n)| acc.checked_add(*n))
         };
-        if sum(STDOUT) != self.stdout.size || sum(STDERR) != self.stderr.size {
+        if sum(STDOUT) != Some(self.stdout.size) || sum(STDERR) != Some(self.stderr.size) {
             bail!("record chunks do not add up to its stdout/stderr sizes");
         }
         Ok(())
@@ -344,6 +344,15 @@ mod tests {
         let mut bad = sample();
         bad.chunks[0].1 = 5;
         assert!(Record::decode(&bad.encode()).is_err());
+    }
+
+    /// Chunk lengths that overflow when summed must not wrap around to the blob size
+    /// (a panic in debug builds, an accepted inconsistent record in release).
+    #[test]
+    fn chunk_lengths_that_overflow_are_rejected() {
+        let mut r = sample();
+        r.chunks = vec![(STDOUT, u64::MAX), (STDERR, 2), (STDOUT, 11)];
+        assert!(Record::decode(&r.encode()).is_err());
     }
 
     /// Found by tests/fuzz.rs: an outputs count of "every byte left" made the decoder
