@@ -5,8 +5,12 @@
 //!
 //! `IDEM_FUZZ_ITERS=N` (per target, default 2,000) and `IDEM_FUZZ_SEED=S` make a long run.
 
+#[path = "support/rng.rs"]
+mod rng;
 #[path = "../fuzz/targets.rs"]
 mod targets;
+
+use rng::Rng;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -59,24 +63,6 @@ fn allocation_cap(len: usize) -> usize {
     16 * len + 4096
 }
 
-/// xorshift64*: a seeded, dependency-free stream of pseudo-random numbers.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
-
 /// A mutation of `seed` (or, one time in eight, fresh random bytes).
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     if seed.is_empty() || rng.below(8) == 0 {
@@ -119,10 +105,7 @@ fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
 }
 
 fn iterations() -> usize {
-    std::env::var("IDEM_FUZZ_ITERS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
+    rng::iterations("IDEM_FUZZ_ITERS", 2000)
 }
 
 fn seed(target: &str) -> u64 {
