@@ -350,3 +350,29 @@ fn state_keys_ignore_order_and_see_every_byte() {
         }
     }
 }
+
+/// A relative spec spelled like the portable form of an absolute one
+/// (`@root/x`, a file named `@root` in the working directory) is another task.
+#[test]
+fn a_spec_that_looks_portable_is_not_the_absolute_path() {
+    let root = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(root.path()).unwrap();
+    let with_files = |f: OsString| Desc {
+        argv: vec![b"make".to_vec()],
+        files: vec![f],
+        envs: vec![],
+        pass_envs: vec![],
+        outputs: vec![],
+        urls: vec![],
+        url_contents: vec![],
+        scope: None,
+        key: None,
+        flags: [false; 3],
+    };
+    let absolute = task_key(&with_files(root.join("x").into()), &root).unwrap();
+    let lookalike = task_key(&with_files("@root/x".into()), &root).unwrap();
+    assert_ne!(absolute, lookalike);
+    let excluded = task_key(&with_files(format!("!{}/x", root.display()).into()), &root);
+    let excluded_lookalike = task_key(&with_files("!@root/x".into()), &root);
+    assert_ne!(excluded, excluded_lookalike);
+}
