@@ -18,10 +18,16 @@ export IDEM_SOAK_SECS=${SOAK_SECS:-300}
 echo "reliability: seed $seed (rerun a failure with SEED=$seed)"
 
 run() {
-    echo "== $*"
-    cargo test --quiet --test "$1" -- --nocapture --test-threads="${2:-2}" 2>&1 |
-        grep -E '^(fuzz|keys|crash|soak|hit on|http remote|url )|panicked|test result' || true
-    test "${PIPESTATUS[0]}" = 0
+    echo "== $1"
+    local log status=0
+    log=$(mktemp)
+    cargo test --quiet --test "$1" -- --nocapture --test-threads="${2:-2}" >"$log" 2>&1 || status=$?
+    grep -E '^(fuzz|keys|crash|soak|hit on|http remote|url )|test result' "$log" || true
+    if [ "$status" != 0 ]; then
+        tail -60 "$log"
+        exit "$status"
+    fi
+    rm -f "$log"
 }
 
 run fuzz
