@@ -226,6 +226,44 @@ pub fn record_roundtrip(data: &[u8]) {
     assert!(unseal(Some(&key), &seal(None, &bytes)).is_err());
 }
 
+/// Records whose fields are generated without the encoder's invariants (chunk lengths
+/// anywhere in u64, sizes set to their wrapping sums): decoding never panics, and an
+/// accepted record's chunks add up to its stream sizes in exact arithmetic.
+pub fn record_fields(data: &[u8]) {
+    let mut input = Input::new(data);
+    let mut rec = input.record();
+    rec.chunks = (0..input.below(5))
+        .map(|_| {
+            let stream = if input.below(2) == 0 { STDOUT } else { STDERR };
+            let len = match input.below(3) {
+                0 => u64::MAX - input.u64() % 16,
+                1 => input.u64(),
+                _ => input.u64() % 64,
+            };
+            (stream, len)
+        })
+        .collect();
+    let wrapping = |s: u8| {
+        rec.chunks
+            .iter()
+            .filter(|(id, _)| *id == s)
+            .fold(0u64, |acc, (_, n)| acc.wrapping_add(*n))
+    };
+    rec.stdout.size = wrapping(STDOUT);
+    rec.stderr.size = wrapping(STDERR);
+    if let Ok(back) = Record::decode(&rec.encode()) {
+        for (stream, size) in [(STDOUT, back.stdout.size), (STDERR, back.stderr.size)] {
+            let exact: u128 = back
+                .chunks
+                .iter()
+                .filter(|(id, _)| *id == stream)
+                .map(|(_, n)| *n as u128)
+                .sum();
+            assert_eq!(exact, size as u128, "accepted chunks that do not add up");
+        }
+    }
+}
+
 /// A remote's answer: any envelope, keyed or not, unseals without panicking, and a
 /// keyed unseal accepts only bodies whose MAC matches.
 pub fn remote_envelope(data: &[u8]) {

@@ -179,6 +179,18 @@ fn fuzz_record_roundtrip() {
 }
 
 #[test]
+fn fuzz_record_fields() {
+    let mut rng = Rng(19);
+    let corpus: Vec<Vec<u8>> = (0..8).map(|_| rng.bytes(400)).collect();
+    fuzz(
+        "record_fields",
+        iterations(),
+        &corpus,
+        targets::record_fields,
+    );
+}
+
+#[test]
 fn fuzz_remote_envelope() {
     let key = idem::store::remote::mac_key("fuzz");
     let corpus: Vec<Vec<u8>> = record_corpus()
