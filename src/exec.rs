@@ -123,16 +123,35 @@ fn build(cmd: &ExecCommand) -> Command {
         c.env_clear();
         c.envs(env.iter().map(|(k, v)| (k, v)));
     }
-    if CHLD_WAS_IGNORED.load(Ordering::SeqCst) {
-        // SAFETY: signal() is async-signal-safe, as pre_exec requires.
-        unsafe {
-            c.pre_exec(|| {
+    let chld_ignored = CHLD_WAS_IGNORED.load(Ordering::SeqCst);
+    let idem_pid = std::process::id() as libc::pid_t;
+    // SAFETY: signal(), prctl() and getppid() are async-signal-safe, as pre_exec requires.
+    unsafe {
+        c.pre_exec(move || {
+            if chld_ignored {
                 libc::signal(libc::SIGCHLD, libc::SIG_IGN);
-                Ok(())
-            });
-        }
+            }
+            die_with_parent(idem_pid)
+        });
     }
     c
+}
+
+/// In the forked child: ask the kernel for SIGTERM when idem dies, even by SIGKILL, so
+/// the command never runs on orphaned into the next run's outputs (docs/security.md,
+/// "The command's fate"). If idem died before the request was in place (the child's
+/// parent is already someone else), the command is not started at all.
+fn die_with_parent(idem_pid: libc::pid_t) -> std::io::Result<()> {
+    // SAFETY: plain syscalls on the calling process; no memory is shared.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::getppid() != idem_pid {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+    }
+    Ok(())
 }
 
 /// Hands a pipe that a background process of the command still holds to a detached
@@ -175,10 +194,54 @@ pub fn spawn_error(cmd: &ExecCommand, e: &std::io::Error) -> (i32, String) {
     }
 }
 
+/// Which of fds 1 and 2 were not open at all when idem started (`cmd >&-`), seen before
+/// Rust's runtime quietly reopens them on /dev/null (bit N = fd N).
+static CLOSED_AT_START: AtomicI32 = AtomicI32::new(0);
+
+/// Called from the binary's `.init_array` entry, before `main` and before the runtime
+/// sanitizes the standard descriptors; async-signal-safe and allocation-free.
+pub extern "C" fn probe_closed_stdio() {
+    let mut closed = 0;
+    for fd in [1, 2] {
+        // SAFETY: F_GETFD only asks whether the descriptor exists.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+            closed |= 1 << fd;
+        }
+    }
+    CLOSED_AT_START.store(closed, Ordering::SeqCst);
+}
+
+/// "stdout", "stderr" or "stdout and stderr" when idem was started with them closed:
+/// the command must then run uncached with them closed too (it would fail writing, and
+/// a replay into /dev/null would claim a success it never had).
+pub fn closed_stdio() -> Option<&'static str> {
+    match CLOSED_AT_START.load(Ordering::SeqCst) {
+        0 => None,
+        0b10 => Some("stdout"),
+        0b100 => Some("stderr"),
+        _ => Some("stdout and stderr"),
+    }
+}
+
 /// Runs the command with plain inherited stdio: what idem does when its cache is broken.
+/// Standard descriptors that were closed when idem started are closed for it too.
 pub fn run_plain(cmd: &mut ExecCommand) -> Result<Exit, (i32, String)> {
     install_forwarding();
     let mut c = build(cmd);
+    let closed = CLOSED_AT_START.load(Ordering::SeqCst);
+    if closed != 0 {
+        // SAFETY: close() is async-signal-safe; these are the runtime's /dev/null fds.
+        unsafe {
+            c.pre_exec(move || {
+                for fd in [1, 2] {
+                    if closed & (1 << fd) != 0 {
+                        libc::close(fd);
+                    }
+                }
+                Ok(())
+            });
+        }
+    }
     if let Some(f) = cmd.stdin.take() {
         c.stdin(Stdio::from(f));
     }
@@ -191,6 +254,24 @@ pub fn run_plain(cmd: &mut ExecCommand) -> Result<Exit, (i32, String)> {
         )
     })?;
     Ok(status_to_exit(status))
+}
+
+/// Runs `argv` as a shell would (PATH lookup, inherited stdio and working directory):
+/// for when idem cannot even work out the task, as in a deleted working directory.
+pub fn run_argv_plain(argv: &[OsString], env: Option<Vec<(OsString, OsString)>>) -> i32 {
+    let mut cmd = ExecCommand {
+        program: PathBuf::from(&argv[0]),
+        argv: argv.to_vec(),
+        env,
+        stdin: None,
+    };
+    match run_plain(&mut cmd) {
+        Ok(exit) => exit.code(),
+        Err((code, msg)) => {
+            eprintln!("{msg}");
+            code
+        }
+    }
 }
 
 fn status_to_exit(status: std::process::ExitStatus) -> Exit {

@@ -2,7 +2,7 @@
 //! process executing a (task, state) or an execution key. The kernel drops the lock
 //! when the holder dies in any way, so a stale lease can never block anyone forever.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
@@ -76,23 +76,21 @@ fn flock(file: &File, blocking: bool) -> std::io::Result<bool> {
     }
 }
 
+/// Opens (creating it 0600) the lock file without following a symlink planted in its
+/// place: claiming truncates the file, which must never reach anything outside the cache.
 fn open_lock(path: &Path) -> Result<File> {
     let dir = path
         .parent()
         .context("lock path has a parent by construction")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .with_context(|| format!("cannot open lock file {}", path.display()))
+    if !dir.is_dir() {
+        crate::store::private::create_dir(dir)?;
+    }
+    crate::store::private::open_rw(path, false).context("cannot open lock file")
 }
 
 /// The file we locked is still the one at `path` (not unlinked by a releasing holder).
 fn still_current(file: &File, path: &Path) -> bool {
-    match (file.metadata(), std::fs::metadata(path)) {
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
         (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
         _ => false,
     }
@@ -116,7 +114,7 @@ fn claim(mut file: File, path: &Path) -> Result<Lease> {
 
 fn read_holder(path: &Path) -> Holder {
     let mut s = String::new();
-    if let Ok(mut f) = File::open(path) {
+    if let Ok(mut f) = crate::store::private::open_read(path) {
         let _ = f.read_to_string(&mut s);
     }
     Holder::parse(&s).unwrap_or_default()

@@ -64,16 +64,6 @@ pub fn task(args: &RunArgs) -> Result<Task> {
         strict_env: args.strict_env,
         pass_envs: crate::spec::sorted(&args.pass_envs),
     };
-    let child_env = if args.strict_env {
-        let mut names: Vec<String> = vec!["PATH".into(), "HOME".into()];
-        names.extend(args.envs.iter().cloned());
-        names.extend(args.pass_envs.iter().cloned());
-        names.sort();
-        names.dedup();
-        ChildEnv::Only(names)
-    } else {
-        ChildEnv::Inherit
-    };
     Ok(Task {
         key: spec.task_key(),
         ws,
@@ -89,7 +79,7 @@ pub fn task(args: &RunArgs) -> Result<Task> {
             progress: progress::enabled(args.progress.into()),
         },
         stdin: args.stdin,
-        child_env,
+        child_env: child_env(args),
         exec_key: args.key.clone().map(|key| ExecKey {
             key,
             max_runs: args.max_runs,
@@ -99,6 +89,20 @@ pub fn task(args: &RunArgs) -> Result<Task> {
             },
         }),
     })
+}
+
+/// The command's environment: only the declared variables, PATH, HOME and
+/// `--pass-env` under `--strict-env`, else idem's own.
+pub fn child_env(args: &RunArgs) -> ChildEnv {
+    if !args.strict_env {
+        return ChildEnv::Inherit;
+    }
+    let mut names: Vec<String> = vec!["PATH".into(), "HOME".into()];
+    names.extend(args.envs.iter().cloned());
+    names.extend(args.pass_envs.iter().cloned());
+    names.sort();
+    names.dedup();
+    ChildEnv::Only(names)
 }
 
 /// How `args` want the cache treated.

@@ -207,8 +207,11 @@ impl TaskSpec {
     }
 }
 
+/// Shell-like quoting for display; control characters are escaped (never sent raw to
+/// a terminal).
 pub fn display_argv(argv: &[OsString]) -> String {
-    argv.iter()
+    let shown = argv
+        .iter()
         .map(|a| {
             let s = a.to_string_lossy();
             if !s.is_empty()
@@ -221,7 +224,8 @@ pub fn display_argv(argv: &[OsString]) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    crate::ui::escape_controls(&shown).into_owned()
 }
 
 pub fn bytes_to_os(b: Vec<u8>) -> OsString {

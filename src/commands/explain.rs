@@ -256,7 +256,7 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
                         Age::of(&c.rec, now)
                     ));
                     for n in &c.notes {
-                        out.push_str(&format!("  {n}\n"));
+                        out.push_str(&format!("  {}\n", ui::escape_controls(n)));
                     }
                 }
                 None => out.push_str("no record of this command line in any directory either\n"),
@@ -279,7 +279,7 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
                     "{} {}: {}\n",
                     i.kind.label(),
                     i.name,
-                    ui::paint(color, style, &what)
+                    ui::paint(color, style, &ui::escape_controls(&what))
                 ));
             }
             let age = Age::of(rec, now);
@@ -307,7 +307,7 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
         _ => {
             out.push_str(&ui::paint(color, Style::Yellow, "a run would be a miss"));
             if let (true, Some(r)) = (latest.is_some() && items.is_empty(), &reason) {
-                out.push_str(&format!(": {r}"));
+                out.push_str(&format!(": {}", ui::escape_controls(r)));
             }
         }
     }

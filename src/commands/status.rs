@@ -18,7 +18,7 @@ pub fn run(args: &RunArgs) -> Result<i32> {
         Ok(s) => s,
         Err(m) => {
             if policy.verbose {
-                ui::note(format!("miss: {m}"));
+                ui::note(format!("miss: {}", ui::escape_controls(m)));
             }
             return Ok(1);
         }
@@ -39,10 +39,8 @@ pub fn run(args: &RunArgs) -> Result<i32> {
             Ok(0)
         }
         other => {
-            ui::note(format!(
-                "miss: {}",
-                lookup::describe(other, &task, &seen.cache, snap)
-            ));
+            let why = lookup::describe(other, &task, &seen.cache, snap);
+            ui::note(format!("miss: {}", ui::escape_controls(&why)));
             Ok(1)
         }
     }

@@ -4,6 +4,8 @@
 
 use std::io::IsTerminal;
 
+pub use crate::ui::escape_controls;
+
 /// Colour on stdout: a terminal, and NO_COLOR unset or empty (https://no-color.org).
 pub fn color() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -85,14 +87,23 @@ impl Table {
 
     pub fn render(&self, color: bool) -> String {
         let ncol = self.rows.iter().map(Vec::len).max().unwrap_or(0);
+        let rows: Vec<Vec<(String, Style)>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|(c, s)| (escape_controls(c).into_owned(), *s))
+                    .collect()
+            })
+            .collect();
         let mut widths = vec![0usize; ncol];
-        for r in &self.rows {
+        for r in &rows {
             for (i, (c, _)) in r.iter().enumerate() {
                 widths[i] = widths[i].max(c.chars().count());
             }
         }
         let mut out = String::new();
-        for r in &self.rows {
+        for r in &rows {
             let mut line = String::new();
             for (i, (c, style)) in r.iter().enumerate() {
                 if i > 0 {
@@ -120,9 +131,9 @@ impl Table {
 pub fn dep_name(kind: crate::deps::Kind, name: &[u8]) -> String {
     let s = String::from_utf8_lossy(name);
     if kind == crate::deps::Kind::Url {
-        crate::ui::redact(&s)
+        escape_controls(&crate::ui::redact(&s)).into_owned()
     } else {
-        s.into_owned()
+        escape_controls(&s).into_owned()
     }
 }
 
@@ -181,6 +192,25 @@ mod tests {
         let n = dep_name(Kind::Url, b"https://me:hunter2@example.com/x");
         assert!(!n.contains("hunter2") && n.contains("me:***@"), "{n}");
         assert_eq!(dep_name(Kind::File, b"src/a.c"), "src/a.c");
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_controls("plain é"), "plain é");
+        assert_eq!(
+            escape_controls("a\x1b]0;pwned\x07b\nc\td\u{9b}e\x7f"),
+            "a\\e]0;pwned\\x{07}b\\nc\\td\\x{9b}e\\x{7f}"
+        );
+        let mut t = Table::new(vec![false, false]);
+        t.row(vec![
+            ("\x1bx".into(), Style::Plain),
+            ("y".into(), Style::Plain),
+        ]);
+        t.row(vec![
+            ("abcd".into(), Style::Plain),
+            ("z".into(), Style::Plain),
+        ]);
+        assert_eq!(t.render(false), "\\ex   y\nabcd  z\n");
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl DepState {
         format!(
             "{} {}",
             self.kind.label(),
-            String::from_utf8_lossy(&self.name)
+            crate::ui::escape_controls(&String::from_utf8_lossy(&self.name))
         )
     }
 }

@@ -1,17 +1,23 @@
-//! URL dependencies: the current state of a remote resource (strong ETag, else
+//! URL dependencies: the current state of a remote resource (strong ETag, else a settled
 //! Last-Modified + Content-Length, else a streamed body hash). Header values are never
 //! stored or printed; an unknown state is reported as unknown, never guessed.
 
 use std::io::Read;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{bail, Context, Result};
 use indicatif::{MultiProgress, ProgressDrawTarget};
 use url::Url;
 
 use super::{DepState, Kind};
+
+mod failure;
+mod state;
+use failure::Failure;
+pub use state::describe_change;
+use state::{unix_secs, validators};
 
 /// Redirects followed before a URL's state is declared unknown.
 pub const MAX_REDIRECTS: usize = 10;
@@ -22,6 +28,10 @@ const WATCHDOG_GRACE: Duration = Duration::from_millis(250);
 
 /// A body download shows a progress bar once it has taken this long.
 const PROGRESS_AFTER: Duration = Duration::from_secs(1);
+
+/// A body download gets the URL timeout once more for every piece of this size that
+/// arrives: a floor on its average rate, so a trickle is cut off and a big file is not.
+const BODY_PIECE: u64 = 4 << 20;
 
 #[derive(Clone, Default)]
 pub struct UrlOptions {
@@ -138,8 +148,7 @@ pub fn parse_header(h: &str) -> Result<(String, String)> {
 
 /// What a worker thread tells the collector.
 enum Event {
-    /// URL `i` moved to a new phase: `Some(deadline)` to get an answer by then, `None`
-    /// when a body is streaming (then the transport's read timeout bounds each read).
+    /// URL `i` must answer (or finish its next piece of body) by this deadline.
     Phase(usize, Option<Instant>),
     Done(usize, UrlOutcome),
 }
@@ -291,7 +300,8 @@ fn check_one(
         let deadline = Instant::now() + opts.timeout;
         match request(agent, "HEAD", &url, opts, Some(deadline)) {
             Ok(resp) => {
-                if let Some(state) = validators(|name| resp.header(name)) {
+                let checked = unix_secs(SystemTime::now());
+                if let Some(state) = validators(|name| resp.header(name), checked) {
                     return known(&spec.url, state);
                 }
             }
@@ -305,112 +315,9 @@ fn check_one(
         Ok(r) => r,
         Err(f) => return f.into_outcome(&spec.url, opts.timeout),
     };
-    probe.phase(None);
-    match hash_body(resp, &spec.url, opts, multi) {
+    match hash_body(resp, &spec.url, opts, multi, probe) {
         Ok(state) => known(&spec.url, state),
         Err(f) => f.into_outcome(&spec.url, opts.timeout),
-    }
-}
-
-/// Why a request gave no state.
-enum Failure {
-    Status(u16, String),
-    Transport(Box<ureq::Transport>),
-    Io(std::io::Error),
-    Other(String),
-}
-
-impl Failure {
-    fn into_outcome(self, url: &str, timeout: Duration) -> UrlOutcome {
-        match self {
-            Failure::Status(code, text) => {
-                let reason = format!("HTTP {code} {text}").trim_end().to_string();
-                unknown(url, reason, code >= 500)
-            }
-            // A refused certificate is a definite answer (maybe an attacker), not an
-            // outage: --url-offline=hit must not trust the last state over it.
-            Failure::Transport(t) => {
-                unknown(url, transport_reason(&t, timeout), !is_tls_failure(&t))
-            }
-            Failure::Io(e) => unknown(url, io_reason(&e, timeout, "reading the body failed"), true),
-            Failure::Other(reason) => unknown(url, reason, false),
-        }
-    }
-}
-
-/// Innermost io::Error in an error chain, if any.
-fn root_io<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
-    let mut cur: Option<&'a (dyn std::error::Error + 'static)> = Some(e);
-    let mut found = None;
-    while let Some(err) = cur {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            found = Some(io);
-        }
-        cur = err.source();
-    }
-    found
-}
-
-/// Whether a transport error came from TLS (certificate, handshake) rather than the network.
-fn is_tls_failure(t: &ureq::Transport) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(t);
-    while let Some(err) = cur {
-        if err.is::<ureq::rustls::Error>() {
-            return true;
-        }
-        if let Some(inner) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            if inner.is::<ureq::rustls::Error>() {
-                return true;
-            }
-        }
-        cur = err.source();
-    }
-    false
-}
-
-fn io_reason(e: &std::io::Error, timeout: Duration, what: &str) -> String {
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::TimedOut | K::WouldBlock => timed_out(timeout),
-        K::ConnectionRefused => "connection refused".into(),
-        K::ConnectionReset => "connection reset by the server".into(),
-        K::UnexpectedEof => "the server closed the connection early".into(),
-        _ => format!("{what}: {e}"),
-    }
-}
-
-fn transport_reason(t: &ureq::Transport, timeout: Duration) -> String {
-    use ureq::ErrorKind as K;
-    let source = std::error::Error::source(t).map(|s| s.to_string());
-    let detail = match (t.message(), source) {
-        (Some(m), Some(s)) => Some(format!("{m}: {s}")),
-        (Some(m), None) => Some(m.to_string()),
-        (None, s) => s,
-    };
-    if let Some(io) = std::error::Error::source(t).and_then(root_io) {
-        if matches!(
-            io.kind(),
-            std::io::ErrorKind::TimedOut
-                | std::io::ErrorKind::WouldBlock
-                | std::io::ErrorKind::ConnectionRefused
-        ) {
-            return io_reason(io, timeout, "");
-        }
-    }
-    let with = |what: &str| match &detail {
-        Some(d) => format!("{what}: {d}"),
-        None => what.to_string(),
-    };
-    match t.kind() {
-        K::Dns => with("DNS lookup failed"),
-        K::ConnectionFailed => with("connection failed"),
-        K::Io => with("network error"),
-        K::BadStatus | K::BadHeader => with("malformed HTTP answer"),
-        K::InvalidUrl => with("invalid URL"),
-        _ => with(&t.kind().to_string()),
     }
 }
 
@@ -477,32 +384,19 @@ fn request(
     )))
 }
 
-/// The validator state from response headers, or `None` when there is none usable.
-fn validators<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Option<String> {
-    let get = |name: &str| header(name).map(str::trim).filter(|v| !v.is_empty());
-    let etag = get("etag");
-    let modified = get("last-modified");
-    let length = get("content-length").and_then(|l| l.parse::<u64>().ok());
-    match etag {
-        Some(e) if !e.starts_with("W/") => Some(format!("etag:{e}")),
-        Some(weak) => modified.map(|m| match length {
-            Some(n) => format!("etag:{weak};last-modified:{m};length:{n}"),
-            None => format!("etag:{weak};last-modified:{m}"),
-        }),
-        None => match (modified, length) {
-            (Some(m), Some(n)) => Some(format!("last-modified:{m};length:{n}")),
-            _ => None,
-        },
-    }
-}
-
-/// Streams the body through blake3, never holding more than one buffer of it.
+/// Streams the body through blake3, never holding more than one buffer of it. The body
+/// has the URL timeout for its first 4 MiB and once more for each further 4 MiB (the
+/// watchdog enforces it, so a server that trickles bytes cannot hold idem).
 fn hash_body(
     resp: ureq::Response,
     url: &str,
     opts: &UrlOptions,
     multi: Option<&MultiProgress>,
+    probe: &Probe<'_>,
 ) -> std::result::Result<String, Failure> {
+    let body_start = Instant::now();
+    let mut pieces_done: u64 = 0;
+    probe.phase(body_start.checked_add(opts.timeout));
     let total = resp
         .header("content-length")
         .and_then(|l| l.trim().parse::<u64>().ok());
@@ -526,6 +420,13 @@ fn hash_body(
         };
         hasher.update(&buf[..n]);
         done += n as u64;
+        if done / BODY_PIECE > pieces_done {
+            pieces_done = done / BODY_PIECE;
+            let allowed = opts
+                .timeout
+                .saturating_mul(u32::try_from(pieces_done + 1).unwrap_or(u32::MAX));
+            probe.phase(body_start.checked_add(allowed));
+        }
         match (&bar, multi) {
             (Some(b), _) => b.set_position(done),
             (None, Some(m)) if opts.progress && started.elapsed() >= PROGRESS_AFTER => {
@@ -576,77 +477,6 @@ fn file_state(spec_url: &str, url: &Url) -> UrlOutcome {
             unknown(spec_url, reason, false)
         }
     }
-}
-
-/// Splits a state into its `key:value` fields (`etag`, `last-modified`, `length`,
-/// `body`, `blake3`). Values may contain ':' and ';' (ETags), so a ';' only starts a new
-/// field outside quotes and when a known key follows.
-fn fields(state: &str) -> Vec<(&str, &str)> {
-    const KEYS: [&str; 5] = ["etag:", "last-modified:", "length:", "body:", "blake3:"];
-    let mut starts = vec![0];
-    let mut quoted = false;
-    for (i, c) in state.char_indices() {
-        match c {
-            // An ETag is a quoted string that cannot itself contain '"'.
-            '"' => quoted = !quoted,
-            ';' if !quoted && KEYS.iter().any(|k| state[i + 1..].starts_with(k)) => {
-                starts.push(i + 1)
-            }
-            _ => {}
-        }
-    }
-    starts
-        .iter()
-        .enumerate()
-        .map(|(n, &s)| {
-            let end = starts.get(n + 1).map_or(state.len(), |&e| e - 1);
-            let part = &state[s..end];
-            part.split_once(':').unwrap_or((part, ""))
-        })
-        .collect()
-}
-
-fn show_value(key: &str, value: &str) -> String {
-    match key {
-        // Hashes are long: 16 hex digits identify a change well enough for a human.
-        "body" | "blake3" => {
-            let hex = value.strip_prefix("blake3:").unwrap_or(value);
-            format!("{}…", hex.get(..16).unwrap_or(hex))
-        }
-        _ => value.to_string(),
-    }
-}
-
-/// How a URL's state changed, for `-v` and `explain`: `etag "abc" → "def"`, or both
-/// whole states when the kind of validator changed.
-pub fn describe_change(old: &str, new: &str) -> String {
-    let (o, n) = (fields(old), fields(new));
-    let same_keys = o.len() == n.len() && o.iter().zip(&n).all(|(a, b)| a.0 == b.0);
-    if same_keys {
-        let parts: Vec<String> = o
-            .iter()
-            .zip(&n)
-            .filter(|(a, b)| a.1 != b.1)
-            .map(|(a, b)| {
-                format!(
-                    "{} {} → {}",
-                    a.0,
-                    show_value(a.0, a.1),
-                    show_value(b.0, b.1)
-                )
-            })
-            .collect();
-        if !parts.is_empty() {
-            return parts.join(", ");
-        }
-    }
-    let whole = |f: &[(&str, &str)]| {
-        f.iter()
-            .map(|(k, v)| format!("{k} {}", show_value(k, v)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    format!("{} → {}", whole(&o), whole(&n))
 }
 
 #[cfg(test)]
@@ -713,57 +543,6 @@ mod tests {
         assert!(
             dbg.contains("X-Token") && !dbg.contains("secretvalue"),
             "{dbg}"
-        );
-    }
-
-    fn v(h: &[(&'static str, &'static str)]) -> Option<String> {
-        validators(|name| h.iter().find(|(k, _)| *k == name).map(|(_, v)| *v))
-    }
-
-    #[test]
-    fn validator_rules() {
-        assert_eq!(
-            v(&[("etag", "\"abc\""), ("content-length", "3")]).as_deref(),
-            Some("etag:\"abc\"")
-        );
-        let lm = "Tue, 15 Nov 1994 12:45:26 GMT";
-        assert_eq!(
-            v(&[("last-modified", lm), ("content-length", "3")]).as_deref(),
-            Some("last-modified:Tue, 15 Nov 1994 12:45:26 GMT;length:3")
-        );
-        // Last-Modified alone or a weak ETag alone is not enough.
-        assert_eq!(v(&[("last-modified", lm)]), None);
-        assert_eq!(v(&[("etag", "W/\"abc\""), ("content-length", "3")]), None);
-        assert_eq!(
-            v(&[("etag", "W/\"abc\""), ("last-modified", lm)]).as_deref(),
-            Some("etag:W/\"abc\";last-modified:Tue, 15 Nov 1994 12:45:26 GMT")
-        );
-        assert_eq!(v(&[]), None);
-    }
-
-    #[test]
-    fn changes_read_well() {
-        assert_eq!(
-            describe_change("etag:\"abc\"", "etag:\"def\""),
-            "etag \"abc\" → \"def\""
-        );
-        assert_eq!(
-            describe_change("last-modified:A;length:3", "last-modified:A;length:4"),
-            "length 3 → 4"
-        );
-        assert_eq!(
-            describe_change("etag:\"a;length:1\"", "etag:\"b;length:1\""),
-            "etag \"a;length:1\" → \"b;length:1\""
-        );
-        let h1 = format!("body:blake3:{}", "a".repeat(64));
-        let h2 = format!("body:blake3:{}", "b".repeat(64));
-        assert_eq!(
-            describe_change(&h1, &h2),
-            format!("body {}… → {}…", "a".repeat(16), "b".repeat(16))
-        );
-        assert_eq!(
-            describe_change("etag:\"abc\"", &h2),
-            format!("etag \"abc\" → body {}…", "b".repeat(16))
         );
     }
 

@@ -17,9 +17,9 @@ use crate::store::record::Record;
 use crate::store::Counter;
 use crate::ui;
 
-/// How the command is started.
-fn command(task: &Task, program: PathBuf, stdin: Option<File>) -> ExecCommand {
-    let env = match &task.child_env {
+/// The command's whole environment under `--strict-env` (`None`: inherit idem's).
+pub fn child_env_vars(env: &ChildEnv) -> Option<Vec<(OsString, OsString)>> {
+    match env {
         ChildEnv::Inherit => None,
         ChildEnv::Only(names) => Some(
             names
@@ -27,11 +27,15 @@ fn command(task: &Task, program: PathBuf, stdin: Option<File>) -> ExecCommand {
                 .filter_map(|n| std::env::var_os(n).map(|v| (OsString::from(n), v)))
                 .collect(),
         ),
-    };
+    }
+}
+
+/// How the command is started.
+fn command(task: &Task, program: PathBuf, stdin: Option<File>) -> ExecCommand {
     ExecCommand {
         program,
         argv: task.spec.argv.clone(),
-        env,
+        env: child_env_vars(&task.child_env),
         stdin,
     }
 }

@@ -118,7 +118,7 @@ pub fn remote(runner: &mut Runner, snap: &Snapshot) -> Result<Remote> {
         let holder = match shared.try_lease(&runner.task.key, &state_key) {
             Claim::Got(l) => return Ok(Remote::Run(Some(l))),
             Claim::Unavailable => return Ok(Remote::Run(None)),
-            Claim::Busy(holder) => holder,
+            Claim::Busy(holder) => ui::escape_controls(&holder).into_owned(),
         };
         match runner.policy.wait {
             Wait::NoWait => {

@@ -58,6 +58,12 @@ pub fn run(task: Task, policy: Policy) -> Result<i32> {
             return Ok(e.code().into());
         }
     };
+    if let Some(closed) = crate::exec::closed_stdio() {
+        ui::warn(format!(
+            "{closed} closed: running the command uncached, with {closed} closed too"
+        ));
+        return Ok(execute::uncached(&task, program, None));
+    }
     // Spooled before anything else can fail, so that whatever happens to the cache the
     // command still gets every byte of its stdin.
     let spool = if task.stdin {
@@ -65,7 +71,8 @@ pub fn run(task: Task, policy: Policy) -> Result<i32> {
             .cache_dir
             .as_ref()
             .ok()
-            .map(|d| d.join("blobs").join("tmp"));
+            .map(|d| d.join("blobs").join("tmp"))
+            .filter(|d| crate::store::private::ensure_dir(d).is_ok());
         match super::stdin::spool_stdin(dir.as_deref()) {
             Ok(s) => Some(s),
             Err(e) => {
@@ -146,7 +153,7 @@ impl Runner {
         }
         if self.policy.verbose {
             let why = lookup::describe(&verdict, &self.task, &self.cache, &snap);
-            ui::note(format!("miss: {why}"));
+            ui::note(format!("miss: {}", ui::escape_controls(&why)));
         }
         // Single flight: one process runs, identical requests wait and replay its outcome.
         let name = flight::lease_name(&self.task.key, &snap.state_key());

@@ -45,8 +45,7 @@ impl BlobStore {
     /// A writer that hashes what it is given and becomes a blob on `finish`.
     pub fn writer(&self) -> Result<BlobWriter> {
         let tmp = self.tmp_dir();
-        std::fs::create_dir_all(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        super::private::create_dir(&tmp)?;
         let file = tempfile::NamedTempFile::new_in(&tmp)
             .with_context(|| format!("cannot create a temporary file in {}", tmp.display()))?;
         Ok(BlobWriter {
@@ -66,11 +65,14 @@ impl BlobStore {
             return Ok(blob);
         }
         let tmp = self.tmp_dir();
-        std::fs::create_dir_all(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        super::private::create_dir(&tmp)?;
         let tmpfile = tempfile::NamedTempFile::new_in(&tmp)
             .with_context(|| format!("cannot create a temporary file in {}", tmp.display()))?;
-        std::fs::copy(src, tmpfile.path())
+        // Copied into the open temporary (0600, created O_EXCL), never by its name:
+        // nothing can be written through a link, and no mode is carried over.
+        let mut from =
+            File::open(src).with_context(|| format!("cannot read output {}", src.display()))?;
+        std::io::copy(&mut from, &mut tmpfile.as_file())
             .with_context(|| format!("cannot copy {} into the cache", src.display()))?;
         self.install(tmpfile, &hash)?;
         Ok(blob)
@@ -81,8 +83,7 @@ impl BlobStore {
         let parent = dest
             .parent()
             .context("blob path has a parent by construction")?;
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
+        super::private::create_dir(parent)?;
         tmp.persist(&dest)
             .map_err(|e| e.error)
             .with_context(|| format!("cannot store blob {}", dest.display()))?;
@@ -95,8 +96,8 @@ impl BlobStore {
             return Ok(None);
         }
         let path = self.path(&blob.hash);
-        let file =
-            File::open(&path).with_context(|| format!("blob {} is missing", path.display()))?;
+        let file = super::private::open_read(&path)
+            .with_context(|| format!("blob {} is missing", path.display()))?;
         let len = file.metadata()?.len();
         if len != blob.size {
             bail!(

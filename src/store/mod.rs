@@ -3,8 +3,11 @@
 
 pub mod blobs;
 pub mod gc;
+pub mod hitlog;
+pub mod private;
 pub mod record;
 pub mod remote;
+pub mod repair;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};
@@ -34,9 +37,23 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// Opens the cache for inspection or maintenance: hit counters folded in.
+    /// Opens the cache for inspection or maintenance: hit counters folded in. A damaged
+    /// database is moved aside (with a warning) and a fresh one started, so `clear`,
+    /// `gc`, `verify` and `stats` repair a cache instead of failing on it.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sqlite::Db::open_folded(dir)?;
+        let db = match sqlite::Db::open_checked(dir) {
+            Ok(db) => db,
+            Err(e) if repair::is_corrupt(&e) => {
+                let aside = repair::move_aside(dir)?;
+                let why = repair::damage(&e);
+                eprintln!(
+                    "idem: warning: {why}; moved it aside to {} and started a fresh cache database",
+                    aside.display()
+                );
+                sqlite::Db::open_folded(dir)?
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
             db,

@@ -9,6 +9,7 @@ use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
 use super::record::Record;
+use super::repair::{with_repair_hint, Corrupt};
 use super::Counter;
 
 /// The cache schema this idem writes. Older databases are migrated forward; newer ones
@@ -60,7 +61,7 @@ const MIGRATIONS: &[&str] = &[
 const PER_CONNECTION: &str = "PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456;";
 
 pub struct Db {
-    conn: Connection,
+    pub(super) conn: Connection,
     pub path: PathBuf,
 }
 
@@ -86,20 +87,26 @@ pub struct RecordRow {
 }
 
 impl Db {
+    /// Opens (creating them private when new) the cache directory and its database.
+    /// A directory or database someone else owns or can write is refused
+    /// ([`super::private::UnsafeCache`]); the checks are one `stat` and one `lstat`.
     pub fn open(cache_dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(cache_dir)
-            .with_context(|| format!("cannot create cache directory {}", cache_dir.display()))?;
+        super::private::ensure_dir(cache_dir)?;
         let path = cache_dir.join("idem.db");
+        super::private::ensure_db_file(&path)?;
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
         )
+        .map_err(|e| with_repair_hint(e.into(), &path))
         .with_context(|| format!("cannot open cache database {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(120))?;
         let mut db = Db { conn, path };
         db.prepare()
+            .map_err(|e| with_repair_hint(e, &db.path))
             .with_context(|| format!("cache database {}", db.path.display()))?;
         Ok(db)
     }
@@ -113,7 +120,32 @@ impl Db {
         Ok(db)
     }
 
-    fn hit_log(&self) -> PathBuf {
+    /// [`Db::open_folded`] for maintenance commands, which must work on a damaged
+    /// database: SQLite's `quick_check` runs first, and damage is a [`Corrupt`] error
+    /// the caller repairs by moving the file aside.
+    pub fn open_checked(cache_dir: &Path) -> Result<Self> {
+        let mut db = Self::open(cache_dir)?;
+        let verdict: String = db
+            .conn
+            .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
+            .map_err(|e| with_repair_hint(e.into(), &db.path))?;
+        if verdict != "ok" {
+            // quick_check reports over several lines; a warning is one.
+            let verdict = verdict.split_whitespace().collect::<Vec<_>>().join(" ");
+            return Err(Corrupt {
+                what: format!(
+                    "cache database {} is damaged ({verdict})",
+                    db.path.display()
+                ),
+                hint: None,
+            }
+            .into());
+        }
+        db.fold_hits(0).map_err(|e| with_repair_hint(e, &db.path))?;
+        Ok(db)
+    }
+
+    pub(super) fn hit_log(&self) -> PathBuf {
         self.path.with_file_name("hits.log")
     }
 
@@ -131,12 +163,7 @@ impl Db {
             // migrates; SQLite's busy handler does not cover the journal-mode switch,
             // so concurrent first runs could otherwise fail with "database is locked".
             let lock_path = self.path.with_file_name("init.lock");
-            let lock = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&lock_path)
-                .with_context(|| format!("cannot open {}", lock_path.display()))?;
+            let lock = super::private::open_rw(&lock_path, false)?;
             while unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0
             {
                 let err = std::io::Error::last_os_error();
@@ -203,12 +230,15 @@ impl Db {
         // copy into a Vec would only allocate and drop again.
         let row: Option<(i64, Result<Record>)> = self
             .conn
-            .prepare_cached("SELECT id, data FROM records WHERE task_key=?1 AND state_key=?2")?
-            .query_row(params![&task_key[..], &state_key[..]], |r| {
-                let id: i64 = r.get(0)?;
-                Ok((id, decode(r.get_ref(1)?.as_blob()?)))
+            .prepare_cached("SELECT id, data FROM records WHERE task_key=?1 AND state_key=?2")
+            .and_then(|mut stmt| {
+                stmt.query_row(params![&task_key[..], &state_key[..]], |r| {
+                    let id: i64 = r.get(0)?;
+                    Ok((id, decode(r.get_ref(1)?.as_blob()?)))
+                })
+                .optional()
             })
-            .optional()?;
+            .map_err(|e| with_repair_hint(e.into(), &self.path))?;
         match row
             .map(|(id, rec)| {
                 rec.map(|r| (id, r))
@@ -350,78 +380,6 @@ impl Db {
         }
         tx.commit()?;
         Ok(id)
-    }
-
-    /// Counts a replay: the record's hits and LRU time, and the global counters.
-    ///
-    /// A hit must not write to SQLite: a write transaction makes the closing process
-    /// checkpoint and fsync, milliseconds on a path that should cost a stat per file.
-    /// So hits are appended (one small O_APPEND write, atomic) to `hits.log`, folded
-    /// into the database by [`Db::fold_hits`] later.
-    pub fn note_hit(
-        &mut self,
-        id: i64,
-        now_ns: i64,
-        saved_ns: u64,
-        counter: Counter,
-    ) -> Result<()> {
-        use std::io::Write;
-        let line = format!("1 {id} {now_ns} {saved_ns} {}\n", counter.name());
-        let log = self.hit_log();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("cannot open {}", log.display()))?;
-        f.write_all(line.as_bytes())
-            .with_context(|| format!("cannot append to {}", log.display()))?;
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        if len > 1 << 20 {
-            self.fold_hits(0)?;
-        }
-        Ok(())
-    }
-
-    /// Folds `hits.log` into the records and counters when it is larger than
-    /// `min_len` bytes. The log is renamed first, so appends that race with the fold
-    /// go to a fresh log.
-    pub fn fold_hits(&mut self, min_len: u64) -> Result<()> {
-        let log = self.hit_log();
-        match std::fs::metadata(&log) {
-            Ok(m) if m.len() > min_len => {}
-            _ => return Ok(()),
-        }
-        let folding = log.with_file_name(format!("hits.log.{}.folding", std::process::id()));
-        if std::fs::rename(&log, &folding).is_err() {
-            return Ok(()); // another process is folding it
-        }
-        let text = std::fs::read_to_string(&folding).unwrap_or_default();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        for line in text.lines() {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let [version, id, now, saved, counter] = fields[..] else {
-                continue;
-            };
-            let (Ok(id), Ok(now), Ok(saved)) =
-                (id.parse::<i64>(), now.parse::<i64>(), saved.parse::<i64>())
-            else {
-                continue;
-            };
-            let Some(counter) = Counter::hit_from_name(counter).filter(|_| version == "1") else {
-                continue;
-            };
-            tx.execute(
-                "UPDATE records SET hits=hits+1, last_used_ns=max(last_used_ns, ?2) WHERE id=?1",
-                params![id, now],
-            )?;
-            add_stat(&tx, counter, 1)?;
-            add_stat(&tx, Counter::SavedNs, saved)?;
-        }
-        tx.commit()?;
-        let _ = std::fs::remove_file(&folding);
-        Ok(())
     }
 
     pub fn add_stat(&mut self, counter: Counter, delta: i64) -> Result<()> {
@@ -781,7 +739,7 @@ fn blob_referenced(conn: &Connection, hash: &[u8; 32]) -> Result<bool> {
         .query_row(params![&hash[..]], |r| r.get(0))?)
 }
 
-fn add_stat(conn: &Connection, counter: Counter, delta: i64) -> Result<()> {
+pub(super) fn add_stat(conn: &Connection, counter: Counter, delta: i64) -> Result<()> {
     let name = counter.name();
     conn.prepare_cached(
         "INSERT INTO stats(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",

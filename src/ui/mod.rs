@@ -18,6 +18,28 @@ pub fn note(msg: impl Display) {
     eprintln!("idem: {msg}");
 }
 
+/// `s` with every control character (C0, DEL, C1) written as a visible escape, so a
+/// recorded argv, path, hostname or server-sent text can never move the cursor, retitle
+/// the terminal (`\e]0;…\a`) or fake a line of output. The one place this is decided:
+/// every human-readable line that shows recorded or remote text goes through it.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\x1b' => out.push_str("\\e"),
+            c if c.is_control() => out.push_str(&format!("\\x{{{:02x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// A URL as it may be printed: a password becomes `***` and query values are masked
 /// (signed URLs carry tokens there); the fragment is dropped. Works on URLs the `url`
 /// crate cannot parse too (a Redis Cluster's `h1,h2` host list).

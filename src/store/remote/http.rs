@@ -1,24 +1,30 @@
 //! HTTP/WebDAV remote: plain GET/PUT/HEAD of `<prefix>/idem/v1/rec/<id>` and
 //! `<prefix>/idem/v1/blob/<hash>`, as nginx WebDAV and object-store gateways accept. It
-//! has no leases. Credentials (URL user:password, IDEM_REMOTE_TOKEN) are never printed.
+//! has no leases. Credentials (URL user:password, IDEM_REMOTE_TOKEN) are never printed,
+//! never follow a redirect, and only a 2xx answer to a PUT counts as stored.
 
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{RResult, Remote, RemoteError};
+use super::{RResult, Remote, RemoteError, MAX_RECORD};
 use crate::encode::hex;
 use crate::store::record::BlobRef;
 
-/// A record larger than this is refused rather than read into memory.
-const MAX_RECORD: u64 = 64 << 20;
+/// How long after the operation's deadline the HTTP client's own deadline falls.
+const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
 
 pub struct HttpRemote {
     /// Scheme, host and path prefix, without credentials or a trailing slash.
     base: String,
     auth: Option<String>,
+    /// GET and HEAD: redirects followed (ureq drops `Authorization` on every redirect).
     agent: ureq::Agent,
+    /// PUT: redirects never followed (ureq would turn a redirected PUT into a GET and
+    /// report its answer as the upload's), so a 3xx is a failed upload.
+    put_agent: ureq::Agent,
+    timeout: Duration,
 }
 
 fn base64(input: &[u8]) -> String {
@@ -103,21 +109,44 @@ impl HttpRemote {
             .ok()
             .filter(|t| !t.is_empty());
         let auth = token.map(|t| format!("Bearer {t}")).or(url_auth);
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(timeout)
-            .timeout_read(timeout)
-            .timeout_write(timeout)
-            .user_agent(concat!("idem/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Ok(Self { base, auth, agent })
+        let builder = || {
+            ureq::AgentBuilder::new()
+                .timeout_connect(timeout)
+                .timeout_read(timeout)
+                .timeout_write(timeout)
+                .user_agent(concat!("idem/", env!("CARGO_PKG_VERSION")))
+        };
+        Ok(Self {
+            base,
+            auth,
+            agent: builder().build(),
+            put_agent: builder().redirects(0).build(),
+            timeout,
+        })
     }
 
     fn url(&self, kind: &str, key: &str) -> String {
         format!("{}/idem/v1/{kind}/{key}", self.base)
     }
 
+    /// A record or check request ends within the timeout (plus a grace second) as a
+    /// whole, so the transport stops by itself after `Tier`'s watchdog has given up on
+    /// it; the grace lets the watchdog, whose message names the deadline, speak first.
+    /// Blob transfers keep the per-read timeout instead (ureq's overall deadline would
+    /// replace it): a stalled transfer then fails after one timeout of silence, and the
+    /// watchdog bounds the whole.
     fn request(&self, method: &str, kind: &str, key: &str) -> ureq::Request {
-        let r = self.agent.request(method, &self.url(kind, key));
+        let agent = if method == "PUT" {
+            &self.put_agent
+        } else {
+            &self.agent
+        };
+        let r = agent.request(method, &self.url(kind, key));
+        let r = if kind == "blob" && method != "HEAD" {
+            r
+        } else {
+            r.timeout(self.timeout + BACKSTOP_GRACE)
+        };
         match &self.auth {
             Some(a) => r.set("Authorization", a),
             None => r,
@@ -125,14 +154,20 @@ impl HttpRemote {
     }
 
     /// Sends and maps the answer: `Ok(None)` for 404, transient for 5xx, 429 and
-    /// transport errors, fatal otherwise. Messages never contain credentials.
+    /// transport errors, fatal otherwise (a 3xx included: only 2xx is success). Messages
+    /// never contain credentials (nor a redirect's Location, which may carry a token).
     fn send(
         &self,
         what: &str,
         res: std::result::Result<ureq::Response, ureq::Error>,
     ) -> RResult<Option<ureq::Response>> {
         match res {
-            Ok(r) => Ok(Some(r)),
+            Ok(r) if (200..300).contains(&r.status()) => Ok(Some(r)),
+            Ok(r) if (300..400).contains(&r.status()) => Err(RemoteError::fatal(anyhow!(
+                "{what}: HTTP {} redirect, not followed (point the remote URL at the final location)",
+                r.status()
+            ))),
+            Ok(r) => Err(RemoteError::fatal(anyhow!("{what}: HTTP {}", r.status()))),
             Err(ureq::Error::Status(404, _)) => Ok(None),
             Err(ureq::Error::Status(code, _)) => {
                 let err = anyhow!("{what}: HTTP {code}");
@@ -154,18 +189,20 @@ impl HttpRemote {
 impl Remote for HttpRemote {
     fn get_record(&self, id: &str) -> RResult<Option<Vec<u8>>> {
         let what = format!("GET rec/{id}");
-        let Some(resp) = self.send(&what, self.request("GET", "rec", id).call())? else {
+        let req = self.request("GET", "rec", id);
+        let Some(resp) = self.send(&what, req.call())? else {
             return Ok(None);
         };
+        if content_length(&resp).is_some_and(|n| n > MAX_RECORD) {
+            return Err(too_large(&what));
+        }
         let mut buf = Vec::new();
         resp.into_reader()
             .take(MAX_RECORD + 1)
             .read_to_end(&mut buf)
             .map_err(|e| RemoteError::transient(anyhow!("{what}: {e}")))?;
         if buf.len() as u64 > MAX_RECORD {
-            return Err(RemoteError::fatal(anyhow!(
-                "{what}: record larger than {MAX_RECORD} bytes"
-            )));
+            return Err(too_large(&what));
         }
         Ok(Some(buf))
     }
@@ -182,22 +219,26 @@ impl Remote for HttpRemote {
     fn has_blob(&self, blob: &BlobRef) -> RResult<bool> {
         let h = hex(&blob.hash);
         let what = format!("HEAD blob/{h}");
-        let Some(resp) = self.send(&what, self.request("HEAD", "blob", &h).call())? else {
+        let req = self.request("HEAD", "blob", &h);
+        let Some(resp) = self.send(&what, req.call())? else {
             return Ok(false);
         };
         // A partial or foreign object of the wrong length is as good as absent.
-        let len = resp
-            .header("Content-Length")
-            .and_then(|l| l.parse::<u64>().ok());
-        Ok(len.is_none_or(|l| l == blob.size))
+        Ok(content_length(&resp).is_none_or(|l| l == blob.size))
     }
 
     fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> RResult<bool> {
         let h = hex(&blob.hash);
         let what = format!("GET blob/{h}");
-        let Some(resp) = self.send(&what, self.request("GET", "blob", &h).call())? else {
+        let req = self.request("GET", "blob", &h);
+        let Some(resp) = self.send(&what, req.call())? else {
             return Ok(false);
         };
+        // Another length is another object (partial, foreign): absent, and not read.
+        if content_length(&resp).is_some_and(|n| n != blob.size) {
+            return Ok(false);
+        }
+        // At most one byte more than the blob: enough for the hash check to fail.
         let mut body = resp.into_reader().take(blob.size + 1);
         let mut buf = vec![0u8; 1 << 16];
         loop {
@@ -224,6 +265,18 @@ impl Remote for HttpRemote {
         self.send(&what, req.send(src))?;
         Ok(())
     }
+}
+
+fn content_length(resp: &ureq::Response) -> Option<u64> {
+    resp.header("Content-Length")
+        .and_then(|l| l.trim().parse::<u64>().ok())
+}
+
+fn too_large(what: &str) -> RemoteError {
+    RemoteError::bad_object(anyhow!(
+        "{what}: record larger than {} MiB, not read",
+        MAX_RECORD >> 20
+    ))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Redis and Redis Cluster remote: records, chunked blobs and `SET NX PX` leases under
 //! `idem:v1:` keys, hash-tagged so a record and its lease share a cluster slot. It must
-//! never print the URL's password, and never wait on the network past the timeout.
+//! never print the URL's password, never wait on the network past the timeout, and never
+//! ask for more of a value than its cap (`GETRANGE`, not `GET`).
 
 use std::io::{Read, Write};
 use std::sync::Mutex;
@@ -10,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use redis::cluster::{ClusterClient, ClusterConnection};
 use redis::{ConnectionLike, RedisError, RedisResult};
 
-use super::{LeaseTry, RResult, Remote, RemoteError};
+use super::{LeaseTry, RResult, Remote, RemoteError, MAX_RECORD};
 use crate::encode::hex;
 use crate::store::record::BlobRef;
 
@@ -36,6 +37,40 @@ pub fn blob_key(hash: &str, chunk: u64) -> String {
 
 fn chunks(size: u64) -> u64 {
     size.div_ceil(CHUNK).max(1)
+}
+
+/// The size of chunk `i` of a blob of `size` bytes.
+fn chunk_len(size: u64, i: u64) -> u64 {
+    size.saturating_sub(i * CHUNK).min(CHUNK)
+}
+
+/// Most records fit in one round trip of this size; a longer one takes a second.
+const FIRST_READ: u64 = 64 << 10;
+
+/// A lease holder string longer than this is cut (it is only ever printed).
+const MAX_HOLDER: u64 = 256;
+
+/// `GETRANGE key 0 n-1`: at most `n` bytes of a value, whatever its size; `""` for a
+/// missing key (`n` must be at least 1: `GETRANGE key 0 -1` means the whole value).
+fn get_prefix(key: &str, n: u64) -> redis::Cmd {
+    let mut c = redis::cmd("GETRANGE");
+    c.arg(key).arg(0).arg(n.max(1) - 1);
+    c
+}
+
+/// A holder string from the server, safe to print: control characters escaped.
+fn printable(holder: &[u8]) -> String {
+    String::from_utf8_lossy(holder)
+        .chars()
+        .flat_map(|c| {
+            let esc: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            esc
+        })
+        .collect()
 }
 
 #[derive(Clone)]
@@ -248,11 +283,38 @@ const RENEW: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.
 const RELEASE: &str = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
 
 impl Remote for RedisRemote {
+    /// A record is never empty, so an empty range means "no such key".
     fn get_record(&self, id: &str) -> RResult<Option<Vec<u8>>> {
         let key = record_key(id);
-        self.with(&self.main, &format!("GET {key}"), |c| {
-            redis::cmd("GET").arg(&key).query(c)
-        })
+        let what = format!("GETRANGE {key}");
+        let first: Vec<u8> =
+            self.with(&self.main, &what, |c| get_prefix(&key, FIRST_READ).query(c))?;
+        if first.is_empty() {
+            return Ok(None);
+        }
+        if (first.len() as u64) < FIRST_READ {
+            return Ok(Some(first));
+        }
+        let len: u64 = self.with(&self.main, &format!("STRLEN {key}"), |c| {
+            redis::cmd("STRLEN").arg(&key).query(c)
+        })?;
+        if len > MAX_RECORD {
+            return Err(RemoteError::bad_object(anyhow!(
+                "record {key} is larger than {} MiB ({len} bytes), not read",
+                MAX_RECORD >> 20
+            )));
+        }
+        // One byte over the cap tells a value that grew meanwhile from one that fits.
+        let all: Vec<u8> = self.with(&self.main, &what, |c| {
+            get_prefix(&key, MAX_RECORD + 1).query(c)
+        })?;
+        if all.len() as u64 > MAX_RECORD {
+            return Err(RemoteError::bad_object(anyhow!(
+                "record {key} is larger than {} MiB, not read",
+                MAX_RECORD >> 20
+            )));
+        }
+        Ok((!all.is_empty()).then_some(all))
     }
 
     fn put_record(&self, id: &str, data: &[u8], ttl: Option<Duration>) -> RResult<()> {
@@ -269,16 +331,24 @@ impl Remote for RedisRemote {
         })
     }
 
+    /// Each chunk is read up to its expected size and no further; a short one is
+    /// written as it is and fails the caller's hash check.
     fn get_blob(&self, blob: &BlobRef, sink: &mut dyn Write) -> RResult<bool> {
         let h = hex(&blob.hash);
+        if blob.size == 0 {
+            let key = blob_key(&h, 0);
+            return self.with(&self.main, &format!("EXISTS {key}"), |c| {
+                redis::cmd("EXISTS").arg(&key).query(c)
+            });
+        }
         for i in 0..chunks(blob.size) {
             let key = blob_key(&h, i);
-            let part: Option<Vec<u8>> = self.with(&self.main, &format!("GET {key}"), |c| {
-                redis::cmd("GET").arg(&key).query(c)
+            let part: Vec<u8> = self.with(&self.main, &format!("GETRANGE {key}"), |c| {
+                get_prefix(&key, chunk_len(blob.size, i)).query(c)
             })?;
-            let Some(part) = part else {
+            if part.is_empty() {
                 return Ok(false);
-            };
+            }
             sink.write_all(&part)
                 .context("cannot store a downloaded blob locally")
                 .map_err(RemoteError::fatal)?;
@@ -324,8 +394,12 @@ impl Remote for RedisRemote {
             if ok.is_some() {
                 return Ok(LeaseTry::Got);
             }
-            let who: Option<String> = redis::cmd("GET").arg(&key).query(c)?;
-            Ok(LeaseTry::Busy(who.unwrap_or_else(|| "another host".into())))
+            let who: Vec<u8> = get_prefix(&key, MAX_HOLDER).query(c)?;
+            Ok(LeaseTry::Busy(if who.is_empty() {
+                "another host".into()
+            } else {
+                printable(&who)
+            }))
         })
     }
 
@@ -388,5 +462,14 @@ mod tests {
         assert_eq!(chunks(1), 1);
         assert_eq!(chunks(CHUNK), 1);
         assert_eq!(chunks(CHUNK + 1), 2);
+        assert_eq!(chunk_len(CHUNK + 1, 0), CHUNK);
+        assert_eq!(chunk_len(CHUNK + 1, 1), 1);
+        assert_eq!(chunk_len(3, 0), 3);
+    }
+
+    #[test]
+    fn holders_print_safely() {
+        assert_eq!(printable(b"host pid 1"), "host pid 1");
+        assert_eq!(printable(b"\x1b]0;x\x07"), "\\u{1b}]0;x\\u{7}");
     }
 }

@@ -2,8 +2,6 @@
 //! Cluster, nginx WebDAV), each started by the test in a temp dir and killed on drop.
 //! Two "machines" are two workspaces with their own caches sharing one remote URL.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -11,28 +9,12 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{require_binary, stderr, stdout, Ws};
+use crate::common::{free_port, require_binary, stats, stderr, stdout, wait_until, Ws};
 use idem::store::record::{OutputEntry, Record};
 use idem::store::remote;
 
 // ---------------------------------------------------------------------------------
 // Servers
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
-/// Polls `ok` until it holds, failing the test after `limit`.
-fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A child server process, killed (and reaped) on drop.
 struct Proc {
@@ -428,20 +410,11 @@ fn assert_same_outcome(a: &Output, wa: &Ws, b: &Output, wb: &Ws) {
     }
 }
 
-/// A counter: the database's value plus hits not yet folded in from `hits.log`.
+/// A counter, as `idem stats --json` reports it.
 fn stat(ws: &Ws, name: &str) -> i64 {
-    let db = rusqlite::Connection::open(ws.cache.join("idem.db")).expect("open idem.db");
-    let folded: i64 = db
-        .query_row("SELECT value FROM stats WHERE name=?1", [name], |r| {
-            r.get(0)
-        })
-        .unwrap_or(0);
-    let log = std::fs::read_to_string(ws.cache.join("hits.log")).unwrap_or_default();
-    let pending = log
-        .lines()
-        .filter(|l| l.split_whitespace().nth(4) == Some(name))
-        .count();
-    folded + pending as i64
+    stats(ws)[name]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{name} in stats --json"))
 }
 
 fn warnings(o: &Output) -> usize {
@@ -1161,4 +1134,402 @@ fn rediss_with_a_private_ca() {
     assert_eq!(fleet.runs(), 2);
     assert_eq!(warnings(&rc), 1, "{}", stderr(&rc));
     assert!(stderr(&rc).contains("certificate"), "{}", stderr(&rc));
+}
+
+// ---------------------------------------------------------------------------------
+// Hostile servers: tiny in-process HTTP and Redis servers that trickle answers one byte
+// at a time (each byte well within any read timeout, so only an overall deadline stops
+// them), redirect uploads, or report what they were sent.
+
+/// One byte every this long: always far below a 1 s read timeout.
+const TRICKLE_GAP: Duration = Duration::from_millis(100);
+/// Bytes a trickle sends at most (about two minutes), so no thread outlives the suite.
+const TRICKLE_BYTES: usize = 1200;
+
+/// Writes `bytes` one at a time, `TRICKLE_GAP` apart, stopping when the client is gone.
+fn trickle(conn: &mut TcpStream, bytes: &[u8]) {
+    for b in bytes.iter().take(TRICKLE_BYTES) {
+        if conn.write_all(std::slice::from_ref(b)).is_err() || conn.flush().is_err() {
+            return;
+        }
+        std::thread::sleep(TRICKLE_GAP); // simulated slowness, not synchronization
+    }
+}
+
+/// What a hostile server does with one request or command.
+enum Answer {
+    Now(Vec<u8>),
+    Trickle(Vec<u8>),
+}
+
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // `path` is for the failure messages.
+struct HttpSeen {
+    method: String,
+    path: String,
+    authorization: Option<String>,
+}
+
+/// An HTTP/1.1 server (one thread per connection, `Connection: close`) whose answers
+/// come from `answer(method, path)`; it records every request it was sent.
+struct HttpServer {
+    port: u16,
+    seen: Arc<Mutex<Vec<HttpSeen>>>,
+}
+
+impl HttpServer {
+    fn start(
+        ip: &str,
+        answer: impl Fn(&str, &str) -> Answer + Send + Sync + 'static,
+    ) -> HttpServer {
+        let listener = TcpListener::bind((ip, 0)).expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (log, answer) = (Arc::clone(&seen), Arc::new(answer));
+        std::thread::spawn(move || {
+            for conn in listener.incoming().take(64) {
+                let Ok(conn) = conn else { continue };
+                let (log, answer) = (Arc::clone(&log), Arc::clone(&answer));
+                std::thread::spawn(move || http_exchange(conn, &log, &*answer));
+            }
+        });
+        HttpServer { port, seen }
+    }
+
+    fn seen(&self) -> Vec<HttpSeen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn http_exchange(
+    mut conn: TcpStream,
+    log: &Mutex<Vec<HttpSeen>>,
+    answer: &(dyn Fn(&str, &str) -> Answer + Send + Sync),
+) {
+    let Ok(read) = conn.try_clone() else { return };
+    let mut reader = BufReader::new(read);
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (
+        parts.next().unwrap_or("").to_string(),
+        parts.next().unwrap_or("").to_string(),
+    );
+    let (mut length, mut authorization) = (0u64, None);
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((n, v)) = h.split_once(':') {
+            match n.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = v.trim().parse().unwrap_or(0),
+                "authorization" => authorization = Some(v.trim().to_string()),
+                _ => {}
+            }
+        }
+    }
+    let _ = std::io::copy(&mut reader.by_ref().take(length), &mut std::io::sink());
+    log.lock().unwrap().push(HttpSeen {
+        method: method.clone(),
+        path: path.clone(),
+        authorization,
+    });
+    match answer(&method, &path) {
+        Answer::Now(bytes) => {
+            let _ = conn.write_all(&bytes);
+        }
+        Answer::Trickle(bytes) => trickle(&mut conn, &bytes),
+    }
+}
+
+fn http_answer(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        out.push_str(&format!("{n}: {v}\r\n"));
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn not_found() -> Answer {
+    Answer::Now(http_answer("404 Not Found", &[], b""))
+}
+
+/// A long 200 answer (head included) sent one byte at a time.
+fn trickled_ok() -> Answer {
+    Answer::Trickle(http_answer("200 OK", &[], &[b'x'; 1000]))
+}
+
+/// A Redis server speaking just enough RESP: commands whose text contains `slow` get a
+/// trickled bulk string, the rest the answer of an empty database.
+fn fake_redis(slow: &'static str) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(64) {
+            let Ok(conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = redis_session(conn, slow);
+            });
+        }
+    });
+    port
+}
+
+fn redis_session(mut conn: TcpStream, slow: &str) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let n: usize = line.trim().trim_start_matches('*').parse().unwrap_or(0);
+        let mut args = Vec::new();
+        for _ in 0..n {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let len: usize = line.trim().trim_start_matches('$').parse().unwrap_or(0);
+            let mut arg = vec![0u8; len + 2];
+            reader.read_exact(&mut arg)?;
+            arg.truncate(len);
+            args.push(String::from_utf8_lossy(&arg).into_owned());
+        }
+        let text = args.join(" ");
+        let name = args
+            .first()
+            .map(|a| a.to_ascii_uppercase())
+            .unwrap_or_default();
+        if !slow.is_empty() && text.contains(slow) {
+            let mut big = b"$1000\r\n".to_vec();
+            big.extend_from_slice(&[b'x'; 1000]);
+            trickle(&mut conn, &big);
+            return Ok(());
+        }
+        let reply: &[u8] = match name.as_str() {
+            "GET" => b"$-1\r\n",
+            "GETRANGE" => b"$0\r\n\r\n",
+            "STRLEN" | "EXISTS" => b":0\r\n",
+            "EVAL" => b":1\r\n",
+            _ => b"+OK\r\n",
+        };
+        conn.write_all(reply)?;
+    }
+}
+
+/// `idem run` of a step that prints and exits 0, against `remote` with a 1 s timeout:
+/// it must keep the step's result, warn at most once and end well within 30 s; when it
+/// warned, it must not claim an upload.
+fn bounded_run(remote: &str, what: &str) -> Output {
+    let ws = Ws::new();
+    let t = Instant::now();
+    let o = output(idem(
+        &ws,
+        remote,
+        &["-v", "--remote-timeout", "1s"],
+        &[],
+        &["sh", "-c", "echo built; echo note >&2"],
+    ));
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(30), "{what}: took {took:?}");
+    assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+    assert_eq!(stdout(&o), "built\n", "{what}");
+    assert!(warnings(&o) <= 1, "{what}: {}", stderr(&o));
+    if warnings(&o) == 1 {
+        assert!(!stderr(&o).contains("uploaded"), "{what}: {}", stderr(&o));
+    }
+    o
+}
+
+#[test]
+fn a_trickling_http_remote_is_cut_off_at_the_deadline() {
+    // Record lookup: the answer never ends.
+    let srv = HttpServer::start("127.0.0.1", |_, _| trickled_ok());
+    let o = bounded_run(&format!("http://127.0.0.1:{}/c", srv.port), "lookup");
+    assert_eq!(warnings(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("record lookup failed (no complete answer within 1s)"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Upload: lookups answer at once, the answer to a PUT never ends.
+    let srv = HttpServer::start("127.0.0.1", |method, _| match method {
+        "PUT" => trickled_ok(),
+        _ => not_found(),
+    });
+    let o = bounded_run(&format!("http://127.0.0.1:{}/c", srv.port), "upload");
+    assert_eq!(warnings(&o), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("upload failed (no complete answer within 1s)"),
+        "{}",
+        stderr(&o)
+    );
+    // Skipped for the rest of the run: one PUT, nothing after it.
+    let puts = srv.seen().iter().filter(|s| s.method == "PUT").count();
+    assert_eq!(puts, 1, "{:?}", srv.seen());
+}
+
+#[test]
+fn a_trickling_redis_remote_is_cut_off_at_the_deadline() {
+    for (slow, what) in [
+        ("idem:v1:rec:", "record lookup failed"),
+        ("idem:v1:lease:", "lease failed"),
+        ("idem:v1:blob:", "blob"),
+    ] {
+        let port = fake_redis(slow);
+        let o = bounded_run(&format!("redis://127.0.0.1:{port}/0"), slow);
+        assert_eq!(warnings(&o), 1, "{slow}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains(what) && err.contains("no complete answer within 1s"),
+            "{slow}: {err}"
+        );
+    }
+    // The lease's release (a Lua EVAL) after the upload: bounded too, and silent.
+    let port = fake_redis("EVAL");
+    let o = bounded_run(&format!("redis://127.0.0.1:{port}/0"), "release");
+    assert_eq!(warnings(&o), 0, "{}", stderr(&o));
+}
+
+#[test]
+fn a_redirected_upload_is_a_failed_upload_and_credentials_stay_home() {
+    // Another host that notes whether credentials reached it; it has nothing.
+    let other = HttpServer::start("127.0.0.2", |_, _| not_found());
+    let elsewhere = format!("http://127.0.0.2:{}", other.port);
+    for status in [
+        "301 Moved Permanently",
+        "307 Temporary Redirect",
+        "308 Permanent Redirect",
+    ] {
+        let to = elsewhere.clone();
+        let home = HttpServer::start("127.0.0.1", move |method, path| {
+            let redirect =
+                |s: &str| Answer::Now(http_answer(s, &[("Location", &format!("{to}{path}"))], b""));
+            match method {
+                // e.g. an http→https redirect in front of the cache.
+                "PUT" => redirect(status),
+                // Lookups may follow a redirect (to a mirror, a signed URL).
+                "GET" => redirect("302 Found"),
+                _ => not_found(),
+            }
+        });
+        let ws = Ws::new();
+        let remote = format!("http://idem:s3cret@127.0.0.1:{}/c", home.port);
+        let o = output(idem(
+            &ws,
+            &remote,
+            &["-v"],
+            &[],
+            &["sh", "-c", "echo built"],
+        ));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(0), "{status}: {err}");
+        assert_eq!(stdout(&o), "built\n");
+        assert_eq!(warnings(&o), 1, "{status}: {err}");
+        let code = &status[..3];
+        assert!(
+            err.contains(&format!("HTTP {code} redirect, not followed")),
+            "{status}: {err}"
+        );
+        assert!(!err.contains("uploaded"), "{status}: {err}");
+        assert!(!err.contains("s3cret"), "{err}");
+        assert_eq!(stat(&ws, "uploads"), 0, "{status}");
+        // Home got the credentials; the upload went nowhere else.
+        assert!(
+            home.seen().iter().all(|s| s.authorization.is_some()),
+            "{:?}",
+            home.seen()
+        );
+    }
+    // The other host saw the redirected lookups, never a credential, never an upload.
+    let seen = other.seen();
+    assert!(seen.iter().any(|s| s.method == "GET"), "{seen:?}");
+    assert!(seen.iter().all(|s| s.authorization.is_none()), "{seen:?}");
+    assert!(seen.iter().all(|s| s.method == "GET"), "{seen:?}");
+}
+
+/// Bytes the Redis server has sent to all its clients so far.
+fn redis_bytes_sent(redis: &Redis) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut redis.client())
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("total_net_output_bytes in INFO stats")
+}
+
+#[test]
+fn an_oversized_redis_record_is_a_miss_and_never_read() {
+    let Some(redis) = Redis::start() else { return };
+    let fleet = Fleet::new();
+    let (a, b, c) = (fleet.machine(), fleet.machine(), fleet.machine());
+    let ra = build(&fleet, &a, &redis.url(), &[], &[]);
+    assert_eq!(fleet.runs(), 1);
+    // SETRANGE pads with zero bytes: the value grows past 64 MiB on the server alone.
+    let key = redis.record_key();
+    redis::cmd("SETRANGE")
+        .arg(&key)
+        .arg(64u64 << 20)
+        .arg("x")
+        .query::<i64>(&mut redis.client())
+        .expect("SETRANGE");
+    let before = redis_bytes_sent(&redis);
+    let rb = build(&fleet, &b, &redis.url(), &[], &[]);
+    let sent = redis_bytes_sent(&redis) - before;
+    assert!(
+        sent < 1 << 20,
+        "idem was sent {sent} bytes of an oversized record"
+    );
+    assert_eq!(rb.status.code(), Some(0), "{}", stderr(&rb));
+    assert_eq!(fleet.runs(), 2, "an oversized record is a miss");
+    assert_eq!(warnings(&rb), 1, "{}", stderr(&rb));
+    assert!(
+        stderr(&rb).contains("larger than 64 MiB"),
+        "{}",
+        stderr(&rb)
+    );
+    // The remote stayed in use: b's upload replaced the record, c replays it.
+    let rc = build(&fleet, &c, &redis.url(), &[], &[]);
+    assert_eq!(fleet.runs(), 2, "{}", stderr(&rc));
+    assert_same_outcome(&ra, &a, &rc, &c);
+}
+
+#[test]
+fn an_oversized_http_record_is_a_miss_and_never_read() {
+    // It announces 100 MB; idem must refuse it on the length alone and keep the remote.
+    let srv = HttpServer::start("127.0.0.1", |method, path| match method {
+        "GET" if path.contains("/rec/") => {
+            let mut a =
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 100000000\r\n\r\n"
+                    .to_vec();
+            a.extend_from_slice(&[b'x'; 64 << 10]);
+            Answer::Now(a)
+        }
+        "PUT" => Answer::Now(http_answer("201 Created", &[], b"")),
+        _ => not_found(),
+    });
+    let ws = Ws::new();
+    let remote = format!("http://127.0.0.1:{}/c", srv.port);
+    let o = output(idem(
+        &ws,
+        &remote,
+        &["-v"],
+        &[],
+        &["sh", "-c", "echo built"],
+    ));
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(stdout(&o), "built\n");
+    assert_eq!(warnings(&o), 1, "{err}");
+    assert!(err.contains("record larger than 64 MiB, not read"), "{err}");
+    // A miss, not a remote fault: the run's own record was uploaded over it.
+    assert!(err.contains("uploaded"), "{err}");
+    assert_eq!(stat(&ws, "uploads"), 1);
 }

@@ -2,8 +2,7 @@
 //! status's exit code (0 = hit) is compared with whether the following run executed
 //! the command (counted by a line it appends).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// The command under test appends a line to `count` and exits with `code`.
 fn cmd(code: i32) -> String {

@@ -2,14 +2,12 @@
 //! forget, clear, verify, completions): they run the real binary on a temporary
 //! workspace and check the database and the blob directory never drift apart.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use common::{stderr, stdout, Ws};
+use crate::common::{stderr, stdout, Ws};
 use serde_json::Value;
 
 const SH: &str = "sh";
@@ -751,7 +749,7 @@ fn completions_and_man_pages_are_up_to_date() {
     }
     assert!(
         stale.is_empty(),
-        "out of date: {stale:?}; regenerate with `IDEM_BLESS=1 cargo test --test commands completions`"
+        "out of date: {stale:?}; regenerate with `IDEM_BLESS=1 cargo test --test it completions`"
     );
     // `idem completions SHELL` prints the same script.
     let ws = Ws::new();

@@ -2,21 +2,11 @@
 //! bounds (`--ttl`, `--stale`, `--cache-only`, `--no-wait`). Synchronization is by
 //! files the commands create or wait for, never by sleeping a fixed time.
 
-mod common;
-
-use common::{stderr, stdout, Ws};
+use crate::common::{stderr, stdout, wait_until, Ws};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Waits (bounded) until `cond` holds, polling.
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 /// A command that counts its runs, then blocks until `release` exists.
 const BLOCKING: &str =
     "echo run >> count; until [ -e release ]; do sleep 0.01; done; echo done; echo warn >&2";
@@ -37,7 +27,9 @@ fn thirty_two_identical_requests_run_once() {
     let children: Vec<Child> = (0..32)
         .map(|_| spawn(&ws, &["--", "sh", "-c", BLOCKING]))
         .collect();
-    wait_until("the first run", || ws.count("count") >= 1);
+    wait_until(Duration::from_secs(60), "the first run", || {
+        ws.count("count") >= 1
+    });
     ws.write("release", "");
     for c in children {
         let o = c.wait_with_output().unwrap();
@@ -56,11 +48,15 @@ fn thirty_two_identical_requests_run_once() {
 fn killed_holder_is_taken_over_and_runs_exactly_once_more() {
     let ws = Ws::new();
     let mut holder = spawn(&ws, &["--", "sh", "-c", BLOCKING]);
-    wait_until("the holder's run", || ws.count("count") == 1);
+    wait_until(Duration::from_secs(60), "the holder's run", || {
+        ws.count("count") == 1
+    });
     let waiter = spawn(&ws, &["--", "sh", "-c", BLOCKING]);
     unsafe { libc::kill(holder.id() as i32, libc::SIGKILL) };
     holder.wait().unwrap();
-    wait_until("the waiter's takeover", || ws.count("count") == 2);
+    wait_until(Duration::from_secs(60), "the waiter's takeover", || {
+        ws.count("count") == 2
+    });
     ws.write("release", "");
     let o = waiter.wait_with_output().unwrap();
     assert!(o.status.success());
@@ -77,7 +73,9 @@ fn failing_holder_lets_exactly_one_waiter_rerun() {
     let script = "echo run >> count; until [ -e release ]; do sleep 0.01; done; \
                   if [ -e failed-once ]; then echo ok; else touch failed-once; exit 1; fi";
     let first = spawn(&ws, &["--", "sh", "-c", script]);
-    wait_until("the first run", || ws.count("count") == 1);
+    wait_until(Duration::from_secs(60), "the first run", || {
+        ws.count("count") == 1
+    });
     let waiters: Vec<Child> = (0..5)
         .map(|_| spawn(&ws, &["--", "sh", "-c", script]))
         .collect();
@@ -99,7 +97,9 @@ fn failing_holder_lets_exactly_one_waiter_rerun() {
 fn no_wait_exits_75_while_another_runs() {
     let ws = Ws::new();
     let holder = spawn(&ws, &["--", "sh", "-c", BLOCKING]);
-    wait_until("the holder's run", || ws.count("count") == 1);
+    wait_until(Duration::from_secs(60), "the holder's run", || {
+        ws.count("count") == 1
+    });
     let o = ws.run(&["--no-wait", "--", "sh", "-c", BLOCKING]);
     assert_eq!(o.status.code(), Some(75));
     assert!(stderr(&o).contains("already running"), "{}", stderr(&o));
@@ -122,13 +122,19 @@ fn no_wait_exits_75_while_another_runs() {
 fn wait_timeout_without_no_wait_runs_the_command_too() {
     let ws = Ws::new();
     let holder = spawn(&ws, &["--", "sh", "-c", BLOCKING]);
-    wait_until("the holder's run", || ws.count("count") == 1);
+    wait_until(Duration::from_secs(60), "the holder's run", || {
+        ws.count("count") == 1
+    });
     ws.write("release-later", "");
     let waiter = spawn(
         &ws,
         &["--wait-timeout", "100ms", "--", "sh", "-c", BLOCKING],
     );
-    wait_until("the impatient waiter's own run", || ws.count("count") == 2);
+    wait_until(
+        Duration::from_secs(60),
+        "the impatient waiter's own run",
+        || ws.count("count") == 2,
+    );
     ws.write("release", "");
     assert!(waiter.wait_with_output().unwrap().status.success());
     assert!(holder.wait_with_output().unwrap().status.success());
@@ -180,7 +186,9 @@ fn execution_key_max_runs() {
 fn concurrent_key_duplicates_run_once() {
     let ws = Ws::new();
     let a = spawn(&ws, &["--key", "k1", "--", "sh", "-c", BLOCKING]);
-    wait_until("the first run", || ws.count("count") == 1);
+    wait_until(Duration::from_secs(60), "the first run", || {
+        ws.count("count") == 1
+    });
     // Another command line with the same key would be refused; the duplicate is the
     // same command run in a different input state.
     ws.write("other-input", "x");
@@ -295,18 +303,26 @@ fn stale_record_is_replayed_and_refreshed_once_in_the_background() {
     // Past --stale: the old record comes back at once (the refresh is blocked on
     // `release`, so returning proves the caller did not wait for it).
     assert_eq!(stdout(&run("1000100")), "gen 1\n");
-    wait_until("the background refresh to start", || ws.count("count") == 2);
+    wait_until(
+        Duration::from_secs(60),
+        "the background refresh to start",
+        || ws.count("count") == 2,
+    );
     assert_eq!(
         stdout(&run("1000100")),
         "gen 1\n",
         "still the old record while refreshing"
     );
     ws.write("release", "");
-    wait_until("the refreshed record", || {
+    wait_until(Duration::from_secs(60), "the refreshed record", || {
         stdout(&run("1000100")) == "gen 2\n"
     });
     // Quiescence: no refresher left running.
-    wait_until("background refreshers to exit", || !refreshers_running(&ws));
+    wait_until(
+        Duration::from_secs(60),
+        "background refreshers to exit",
+        || !refreshers_running(&ws),
+    );
     assert_eq!(ws.count("count"), 2, "exactly one background refresh");
 }
 

@@ -1,9 +1,7 @@
 //! Integration tests for output files (`-o`): capture on success, all-or-nothing
 //! restore on a hit, modes, symlinks, inode reuse, make, tampering and corruption.
 
-mod common;
-
-use common::{stderr, Ws};
+use crate::common::{stderr, Ws};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::{Duration, SystemTime};
 
@@ -72,11 +70,11 @@ fn matching_file_keeps_its_inode_and_gets_a_fresh_mtime() {
 #[test]
 fn make_clean_then_make_restores_without_running_the_compiler() {
     let ws = Ws::new();
-    if common::require_binary("make").is_none() {
+    if crate::common::require_binary("make").is_none() {
         return;
     }
     ws.write("main.c", "int main(){return 0;}\n");
-    let idem = common::idem_bin();
+    let idem = crate::common::idem_bin();
     ws.write(
         "Makefile",
         format!(
@@ -258,7 +256,7 @@ fn outputs_inside_an_input_directory_are_not_inputs() {
 #[test]
 fn large_output_is_restored_with_bounded_memory() {
     let ws = Ws::new();
-    let Some(time) = common::require_binary("time") else {
+    let Some(time) = crate::common::require_binary("time") else {
         return;
     };
     let cmd = [
@@ -274,7 +272,7 @@ fn large_output_is_restored_with_bounded_memory() {
     let out = std::process::Command::new(time)
         .arg("-f")
         .arg("%M")
-        .arg(common::idem_bin())
+        .arg(crate::common::idem_bin())
         .arg("run")
         .args(cmd)
         .current_dir(ws.root())

@@ -1,9 +1,7 @@
 //! Integration tests for `idem run`: hits and misses for every dependency kind,
 //! byte-exact replay, exit codes, signals, cache faults and bad input.
 
-mod common;
-
-use common::{stderr, stdout, Ws};
+use crate::common::{assert_hit, stderr, stdout, Ws};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
@@ -502,7 +500,7 @@ fn twenty_concurrent_different_commands_all_succeed() {
             .idem(&["run", "-v", "--", "sh", "-c", &format!("echo {i}")])
             .output()
             .unwrap();
-        assert!(stderr(&o).contains("idem: hit"), "every run was recorded");
+        assert_hit(&o);
     }
 }
 

@@ -1,9 +1,12 @@
-//! Shared helpers for integration tests: a temporary workspace with its own cache,
-//! and a builder for running the real `idem` binary in it.
+//! Shared helpers for integration tests: a temporary workspace with its own cache, a
+//! builder for running the real `idem` binary in it (with no `IDEM_*` variable leaking
+//! in from the caller), hit/miss assertions that show stderr, ports and polling.
 #![allow(dead_code)]
 
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Ws {
     pub dir: tempfile::TempDir,
@@ -42,12 +45,15 @@ impl Ws {
     /// `idem <args>` with cwd = workspace root and this workspace's cache.
     pub fn idem(&self, args: &[&str]) -> Command {
         let mut c = Command::new(idem_bin());
+        // Whatever the caller's environment says, only what a test sets reaches idem.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("IDEM_") {
+                c.env_remove(name);
+            }
+        }
         c.args(args)
             .current_dir(self.root())
             .env("IDEM_CACHE_DIR", &self.cache)
-            .env_remove("IDEM_ROOT")
-            .env_remove("IDEM_REMOTE")
-            .env_remove("IDEM_NOW")
             .stdin(Stdio::null());
         c
     }
@@ -100,4 +106,59 @@ pub fn require_binary(name: &str) -> Option<PathBuf> {
         eprintln!("skipping: {name} not installed (run .ci/run or apt-get install it)");
     }
     found
+}
+
+/// `-v` said the run replayed a record (the message prints stderr otherwise).
+#[track_caller]
+pub fn assert_hit(o: &Output) {
+    assert!(is_hit(o), "expected a hit; stderr:\n{}", stderr(o));
+}
+
+/// `-v` said the run executed the command.
+#[track_caller]
+pub fn assert_miss(o: &Output) {
+    assert!(
+        stderr(o).contains("idem: miss"),
+        "expected a miss; stderr:\n{}",
+        stderr(o)
+    );
+}
+
+/// `-v` said hit (locally or from a remote).
+pub fn is_hit(o: &Output) -> bool {
+    stderr(o).contains("idem: hit")
+}
+
+/// A TCP port free on loopback right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Polls `ok` until it holds, failing the test after `limit` (a bound on a broken
+/// run, never a synchronisation delay: `ok` checks the state itself).
+#[track_caller]
+pub fn wait_until(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `idem stats --json` of a workspace's cache: hits (folded from `hits.log` too),
+/// misses, uploads… as idem itself reports them.
+pub fn stats(ws: &Ws) -> serde_json::Value {
+    let o = ws.idem(&["stats", "--json"]).output().expect("idem stats");
+    assert!(o.status.success(), "idem stats: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("stats --json")
+}
+
+/// How many records the cache holds (`idem stats --json`).
+pub fn record_count(ws: &Ws) -> i64 {
+    stats(ws)["records"]
+        .as_i64()
+        .expect("records in stats --json")
 }

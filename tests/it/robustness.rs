@@ -2,9 +2,7 @@
 //! inputs, full disks, ignored signals, background processes, corrupt records,
 //! concurrent first use, caches inside the workspace, absolute specs.
 
-mod common;
-
-use common::{stderr, stdout, Ws};
+use crate::common::{stderr, stdout, Ws};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -31,7 +29,7 @@ fn a_full_cache_disk_never_breaks_the_command() {
     ws.run(&["--", "true"]);
     // A file-size limit makes every write past 2 MB fail (EFBIG), like a full disk;
     // the pipe to the command is not a file, so only idem's capture is affected.
-    let idem = common::idem_bin();
+    let idem = crate::common::idem_bin();
     let script = format!(
         "trap '' XFSZ; ulimit -f 4000; exec '{}' run -- sh -c 'head -c 5000000 /dev/zero; echo done >&2'",
         idem.display()
@@ -91,7 +89,7 @@ fn failures_cached_on_request_are_not_replayed_to_others() {
 #[test]
 fn an_inherited_ignored_sigchld_does_not_run_the_command_twice() {
     let ws = Ws::new();
-    let Some(python) = common::require_binary("python3") else {
+    let Some(python) = crate::common::require_binary("python3") else {
         return;
     };
     // sh cannot hand a command an ignored SIGCHLD; python can.
@@ -100,7 +98,7 @@ fn an_inherited_ignored_sigchld_does_not_run_the_command_twice() {
             "-c",
             "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
         ])
-        .arg(common::idem_bin())
+        .arg(crate::common::idem_bin())
         .args(["run", "--", "sh", "-c", "echo run >> count"])
         .current_dir(ws.root())
         .env("IDEM_CACHE_DIR", &ws.cache)
@@ -115,7 +113,7 @@ fn an_ignored_sigint_stays_ignored_for_the_command() {
     let ws = Ws::new();
     let script = format!(
         "trap '' INT; exec '{}' run -- sh -c 'kill -INT $$; echo survived'",
-        common::idem_bin().display()
+        crate::common::idem_bin().display()
     );
     let o = std::process::Command::new("sh")
         .args(["-c", &script])
@@ -378,7 +376,7 @@ fn unreadable_stdin_runs_the_command_uncached() {
 #[test]
 fn an_ignored_sigchld_is_passed_on_to_the_command() {
     let ws = Ws::new();
-    let Some(python) = common::require_binary("python3") else {
+    let Some(python) = crate::common::require_binary("python3") else {
         return;
     };
     let o = std::process::Command::new(&python)
@@ -386,7 +384,7 @@ fn an_ignored_sigchld_is_passed_on_to_the_command() {
             "-c",
             "import os, signal, sys; signal.signal(signal.SIGCHLD, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])",
         ])
-        .arg(common::idem_bin())
+        .arg(crate::common::idem_bin())
         .args(["run", "--"])
         .arg(&python)
         .args(["-c", "import signal; print(signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN)"])
@@ -395,4 +393,151 @@ fn an_ignored_sigchld_is_passed_on_to_the_command() {
         .output()
         .unwrap();
     assert_eq!(stdout(&o), "True\n", "{}", stderr(&o));
+}
+
+#[test]
+fn control_characters_in_recorded_text_never_reach_the_terminal() {
+    let ws = Ws::new();
+    let evil = "f\x1b]0;pwned\x07\r";
+    ws.write(evil, "v1");
+    let cmd = ["-f", evil, "--", "sh", "-c", "echo hi", evil];
+    let first = ws.run(&cmd);
+    assert_eq!(stdout(&first), "hi\n", "{}", stderr(&first));
+    ws.write(evil, "v2");
+    let mut v = vec!["-v"];
+    v.extend_from_slice(&cmd);
+    let runs = ws.run(&v);
+    assert!(
+        stderr(&runs).contains("idem: miss: file f\\e]0;pwned"),
+        "{}",
+        stderr(&runs)
+    );
+    let mut explain = vec!["explain"];
+    explain.extend_from_slice(&cmd);
+    let shown = [
+        runs,
+        ws.idem(&["list"]).output().unwrap(),
+        ws.idem(&["show", "2"]).output().unwrap(),
+        ws.idem(&explain).output().unwrap(),
+    ];
+    for o in &shown {
+        assert!(o.status.success(), "{}", stderr(o));
+        for stream in [&o.stdout, &o.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(
+                !stream.iter().any(|&b| b == 0x1b || b == 0x07 || b == b'\r'),
+                "raw control characters in {text:?}"
+            );
+        }
+    }
+    assert!(
+        stdout(&shown[1]).contains("\\e]0;pwned\\x{07}"),
+        "{}",
+        stdout(&shown[1])
+    );
+}
+
+#[test]
+fn the_command_does_not_outlive_an_idem_killed_with_sigkill() {
+    use std::io::BufRead;
+    use std::os::fd::FromRawFd;
+    let ws = Ws::new();
+    let mut idem = ws
+        .idem(&["run", "--", "sh", "-c", "echo $$; exec sleep 1000"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(idem.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: i32 = line.trim().parse().unwrap();
+    // SAFETY: pidfd_open returns a new descriptor we own (or -1).
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    assert!(fd >= 0, "the command is running");
+    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    idem.kill().unwrap();
+    idem.wait().unwrap();
+    let mut p = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // Readable when the process has exited; the bound is a hang guard, not a sleep.
+    let ready = unsafe { libc::poll(&mut p, 1, 20_000) };
+    if ready != 1 {
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    assert_eq!(ready, 1, "the command kept running after idem was killed");
+}
+
+/// `idem run <args>` through `sh -c`, for what Command cannot set up (closed fds,
+/// a deleted working directory); `prefix` runs in the shell first.
+fn run_via_sh(ws: &Ws, prefix: &str, args: &str, redirect: &str) -> std::process::Output {
+    let script = format!(
+        "{prefix} exec '{}' run {args} {redirect}",
+        crate::common::idem_bin().display()
+    );
+    std::process::Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(ws.root())
+        .env("IDEM_CACHE_DIR", &ws.cache)
+        .env_remove("IDEM_ROOT")
+        .env_remove("IDEM_REMOTE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_closed_stdout_is_closed_for_the_command_too() {
+    let ws = Ws::new();
+    let count = ws.path("count");
+    let args = format!("-- sh -c 'echo hi && echo ran >> {}'", count.display());
+    for _ in 0..2 {
+        let o = run_via_sh(&ws, "", &args, ">&-");
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "echo fails as without idem: {}",
+            stderr(&o)
+        );
+        assert!(stderr(&o).contains("stdout closed"), "{}", stderr(&o));
+    }
+    assert_eq!(ws.count("count"), 0, "the command saw its stdout closed");
+    let o = run_via_sh(&ws, "", &args, "");
+    assert_eq!(stdout(&o), "hi\n");
+    assert_eq!(
+        ws.count("count"),
+        1,
+        "nothing was recorded by the closed runs"
+    );
+    // Redirected to /dev/null is not closed: cached as usual.
+    let o = run_via_sh(&ws, "", &args, ">/dev/null");
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stderr(&o), "");
+    assert_eq!(ws.count("count"), 1, "replayed");
+}
+
+#[test]
+fn a_deleted_working_directory_runs_the_command_uncached() {
+    let ws = Ws::new();
+    std::fs::create_dir(ws.path("gone")).unwrap();
+    let count = ws.path("count");
+    let args = format!("-- sh -c 'echo hi; echo ran >> {}'", count.display());
+    for _ in 0..2 {
+        let o = run_via_sh(
+            &ws,
+            "mkdir -p gone && cd gone && rmdir ../gone &&",
+            &args,
+            "",
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "hi\n");
+        assert!(
+            stderr(&o).contains("working directory is gone"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(ws.count("count"), 2, "ran both times, uncached");
 }

@@ -2,8 +2,6 @@
 //! (scriptable validators, statuses, delays, redirects, header checks) and nginx serving
 //! a static directory. Never reaches outside 127.0.0.1 (except one `.invalid` lookup).
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -13,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{require_binary, stderr, Ws};
+use crate::common::{free_port, is_hit, record_count, require_binary, stderr, wait_until, Ws};
 
 // ---------------------------------------------------------------------------------
 // A small HTTP/1.1 test server: one thread per connection, `Connection: close`.
@@ -309,11 +307,6 @@ impl Drop for Nginx {
     }
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().unwrap().port()
-}
-
 // ---------------------------------------------------------------------------------
 // Helpers.
 
@@ -325,19 +318,12 @@ fn counted(ws: &Ws, extra: &[&str]) -> Output {
     ws.run(&args)
 }
 
-fn is_hit(o: &Output) -> bool {
-    stderr(o).contains("idem: hit")
-}
-
-/// Records in the workspace's cache database.
+/// Records in the workspace's cache.
 fn records(ws: &Ws) -> i64 {
-    let db = ws.cache.join("idem.db");
-    if !db.exists() {
+    if !ws.cache.join("idem.db").exists() {
         return 0;
     }
-    let conn = rusqlite::Connection::open(db).expect("open db");
-    conn.query_row("SELECT count(*) FROM records", [], |r| r.get(0))
-        .expect("count")
+    record_count(ws)
 }
 
 fn all_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -1141,7 +1127,7 @@ fn slow_bodies_show_a_progress_bar_only_on_a_terminal() {
     let ws = Ws::new();
     let line = format!(
         "{} run -u {url} -- sh -c 'echo x >> count'",
-        common::idem_bin().display()
+        crate::common::idem_bin().display()
     );
     let o = Command::new(script)
         .args(["-qec", &line, "/dev/null"])
@@ -1157,4 +1143,108 @@ fn slow_bodies_show_a_progress_bar_only_on_a_terminal() {
     assert!(tty.contains(&format!("idem: {url} [")), "{tty}");
     assert!(tty.contains("195.31 KiB"), "the bar counts bytes: {tty}");
     assert_eq!(ws.count("count"), 1);
+}
+
+// ---------------------------------------------------------------------------------
+// Hardening: racy validators and overall deadlines.
+
+#[test]
+fn a_last_modified_as_new_as_the_date_is_not_trusted() {
+    // "Modified this very second": a later change within that second (same size) would
+    // carry the same Last-Modified, so only the body can tell.
+    let srv = Server::start();
+    let now = "Sun, 06 Nov 1994 08:49:37 GMT";
+    let at = |body: &str, date: &str| {
+        Route::ok(body)
+            .header("Last-Modified", now)
+            .header("Date", date)
+    };
+    let route = |body: &str| at(body, now);
+    srv.route("/racy", route("aaaa"));
+    let ws = Ws::new();
+    let url = srv.url("/racy");
+    let o = counted(&ws, &["-u", &url]);
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    assert_eq!(srv.seen("GET", "/racy").len(), 1, "the body decides");
+    srv.route("/racy", route("bbbb"));
+    let o = counted(&ws, &["-u", &url]);
+    assert!(!is_hit(&o), "replayed a stale outcome: {}", stderr(&o));
+    assert_eq!(ws.count("count"), 2);
+    // Unchanged bytes: the body hash replays.
+    assert!(is_hit(&counted(&ws, &["-u", &url])));
+    assert_eq!(ws.count("count"), 2);
+    // The same dates two seconds apart are settled: a validator again, no body.
+    let gets = srv.seen("GET", "/racy").len();
+    srv.route("/racy", at("bbbb", "Sun, 06 Nov 1994 08:49:39 GMT"));
+    counted(&ws, &["-u", &url]);
+    assert!(is_hit(&counted(&ws, &["-u", &url])));
+    assert_eq!(
+        srv.seen("GET", "/racy").len(),
+        gets,
+        "a settled date needs no body"
+    );
+}
+
+#[test]
+fn a_body_that_trickles_is_cut_off_at_the_timeout() {
+    // Each byte arrives well within the read timeout: only an overall deadline stops it.
+    let srv = Server::start();
+    let mut r = Route::ok(&"x".repeat(1000));
+    r.slow_body = Some((1000, Duration::from_millis(100))); // 100 s, a byte at a time
+    srv.route("/drip", r);
+    let ws = Ws::new();
+    let url = srv.url("/drip");
+    let t = Instant::now();
+    let o = counted(&ws, &["--url-timeout", "1s", "--url-content", &url]);
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert_unknown(&ws, &o, &url, "timed out after 1s", 0);
+}
+
+#[test]
+fn python_http_server_same_size_change_is_seen() {
+    // The case from the field: `python3 -m http.server` sends Last-Modified (the file's
+    // mtime, in whole seconds) and Content-Length, and a Date.
+    let Some(python) = require_binary("python3") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("data.txt"), "aaaa").unwrap();
+    let port = free_port();
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Killed(
+        Command::new(python)
+            .args([
+                "-m",
+                "http.server",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .arg("--directory")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server"),
+    );
+    wait_until(
+        Duration::from_secs(20),
+        "python3 -m http.server to accept connections",
+        || TcpStream::connect(("127.0.0.1", port)).is_ok(),
+    );
+    let ws = Ws::new();
+    let url = format!("http://127.0.0.1:{port}/data.txt");
+    let o = counted(&ws, &["-u", &url]);
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    std::fs::write(dir.path().join("data.txt"), "bbbb").unwrap();
+    let o = counted(&ws, &["-u", &url]);
+    assert!(!is_hit(&o), "replayed a stale outcome: {}", stderr(&o));
+    assert_eq!(ws.count("count"), 2, "{}", stderr(&o));
 }

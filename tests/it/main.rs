@@ -1,0 +1,14 @@
+//! idem's integration tests, as one binary (one link instead of one per file): each
+//! module runs the real `idem` binary against real files, subprocesses and servers on
+//! loopback; `common` holds the workspace, assertions and server fixtures they share.
+
+mod agreement;
+mod cache_dir;
+mod commands;
+mod common;
+mod outputs;
+mod remote;
+mod robustness;
+mod run;
+mod single_flight;
+mod url;
