@@ -6,6 +6,7 @@
 //!
 //! `IDEM_CRASH_ITERS=N` (default 40) and `IDEM_TEST_SEED=S` make the long run.
 
+#[path = "it/common/mod.rs"]
 mod common;
 #[path = "support/procs.rs"]
 mod procs;

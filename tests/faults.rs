@@ -4,6 +4,7 @@
 //! access) is back: the next run records and the one after replays byte for byte.
 //! Needs root for `mount` (CI runs as root); skipped with a reason otherwise.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! tasks' ids, blobs whose bytes lie, HTTP remotes and URL servers whose lengths lie.
 //! Each case: the outcome is exactly the command's, bounded in time and memory.
 
+#[path = "it/common/mod.rs"]
 mod common;
 #[path = "support/procs.rs"]
 mod procs;

@@ -8,6 +8,7 @@
 //! Short in `cargo test`; `IDEM_SOAK_SECS=600 cargo test --release --test soak` (or
 //! scripts/reliability.sh) is the long version. `IDEM_TEST_SEED=S` changes the choices.
 
+#[path = "it/common/mod.rs"]
 mod common;
 #[path = "support/procs.rs"]
 mod procs;
@@ -149,8 +150,9 @@ struct Tally {
     /// docs/gc.md's documented cost: a gc removed a blob a concurrent run had just
     /// written (or deduplicated into), so that run's record was refused.
     unrecorded: usize,
-    /// A gc evicted the record between this run's lookup and its replay: the blob
-    /// check caught it and the command ran (the outcome is still exact).
+    /// A gc evicted the record between this run's lookup and its replay (the blob
+    /// check caught it and the command ran; the outcome is still exact), or between
+    /// its recording and its upload (the upload is skipped).
     evicted_mid_replay: usize,
 }
 
@@ -158,9 +160,15 @@ impl Tally {
     fn idem_line(&mut self, op: &str, line: String) {
         if line.contains("vanished before its record was stored (a concurrent gc?)") {
             self.unrecorded += 1;
-        } else if line.contains("cannot replay record")
-            && line.contains("is missing or has the wrong size); running the command")
+        } else if (line.contains("cannot replay record")
+            && line.contains("is missing or has the wrong size); running the command"))
+            || (line.contains("cannot restore outputs (blob for")
+                && line.contains("is missing")
+                && line.ends_with("running the command"))
+            || (line.contains("not uploading record") && line.contains("is missing"))
         {
+            // The same race seen later: the record was evicted (and its blobs swept)
+            // between this run's lookup or record and its replay or upload.
             self.evicted_mid_replay += 1;
         } else {
             self.errors.push(format!("{op}: {line}"));
@@ -253,7 +261,8 @@ fn soak(remote: Option<String>, label: &str) {
     let total: usize = t.ops.values().sum();
     eprintln!(
         "soak {label}: {WORKERS} workers, {total} operations in {:.1?}: {:?}; {} errors; \
-         {} runs unrecorded and {} replays re-run because a concurrent gc removed their blob",
+         {} runs unrecorded and {} replays re-run or uploads skipped because a concurrent gc \
+         removed their blob",
         started.elapsed(),
         t.ops,
         t.errors.len(),
