@@ -1,4 +1,4 @@
-//! Hostile servers, beyond what tests/remote.rs and tests/url.rs cover (hangs,
+//! Hostile servers, beyond what tests/it/remote.rs and tests/it/url.rs cover (hangs,
 //! trickles, oversized records, tampering): a remote that serves records under other
 //! tasks' ids, blobs whose bytes lie, HTTP remotes and URL servers whose lengths lie.
 //! Each case: the outcome is exactly the command's, bounded in time and memory.
