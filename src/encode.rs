@@ -144,13 +144,20 @@ impl<'a> Decoder<'a> {
             .map_err(|_| anyhow::anyhow!("hash field has {} bytes, not 32", b.len()))
     }
 
-    /// Guards `Vec::with_capacity` against absurd counts in corrupt input.
-    pub fn count(&mut self) -> Result<usize> {
+    /// A list count, checked against the bytes left: each item encodes to at least
+    /// `min_item_len` bytes, so `Vec::with_capacity(n)` on corrupt input stays within a
+    /// small multiple of the input's size instead of what the count field claims.
+    pub fn count_of(&mut self, min_item_len: usize) -> Result<usize> {
         let n = usize::try_from(self.u64()?)?;
-        if n > self.buf.len() {
+        if n.saturating_mul(min_item_len.max(1)) > self.buf.len() {
             bail!("list count {n} exceeds remaining {} bytes", self.buf.len());
         }
         Ok(n)
+    }
+
+    /// [`Decoder::count_of`] for items of at least one byte.
+    pub fn count(&mut self) -> Result<usize> {
+        self.count_of(1)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -217,6 +224,18 @@ mod tests {
         t.bytes().unwrap();
         t.opt_vec().unwrap();
         assert!(t.opt_vec().is_err());
+    }
+
+    #[test]
+    fn counts_are_bounded_by_the_bytes_their_items_need() {
+        let mut e = Encoder::new();
+        e.u64(3).bytes(&[0; 16]);
+        let buf = e.finish();
+        assert_eq!(Decoder::new(&buf).count_of(8).unwrap(), 3);
+        assert!(Decoder::new(&buf).count_of(9).is_err());
+        let mut e = Encoder::new();
+        e.u64(u64::MAX);
+        assert!(Decoder::new(&e.finish()).count_of(usize::MAX).is_err());
     }
 
     #[test]

@@ -133,6 +133,14 @@ fn portable_spec(spec: &OsString, ws: &Workspace) -> OsString {
     };
     let path = Path::new(OsStr::from_bytes(rest));
     if !path.is_absolute() {
+        // A relative spec that starts with '@' gets one more, so `@root/x` typed by the
+        // user (a directory named `@root`) never shares a key with `<root>/x`.
+        if rest.starts_with(b"@") {
+            let mut out = bang.to_vec();
+            out.push(b'@');
+            out.extend_from_slice(rest);
+            return OsString::from_vec(out);
+        }
         return spec.clone();
     }
     match normalize(path).strip_prefix(&ws.root) {

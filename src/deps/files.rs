@@ -320,7 +320,7 @@ impl StatCache {
         if d.u64()? != 2 {
             bail!("unknown stat cache format");
         }
-        let n = d.count()?;
+        let n = d.count_of(104)?; // the fixed-size fields of one entry
         let mut entries = Vec::with_capacity(n);
         for _ in 0..n {
             let path = d.vec()?;

@@ -101,7 +101,7 @@ pub fn encode_deps(e: &mut Encoder, deps: &[DepState]) {
 
 /// Moves past an encoded dependency list without allocating it.
 pub fn skip_deps(d: &mut Decoder) -> Result<()> {
-    let n = d.count()?;
+    let n = d.count_of(17)?; // kind + two length prefixes
     for _ in 0..n {
         Kind::from_u8(d.u8()?)?;
         d.bytes()?;
@@ -111,7 +111,7 @@ pub fn skip_deps(d: &mut Decoder) -> Result<()> {
 }
 
 pub fn decode_deps(d: &mut Decoder) -> Result<Vec<DepState>> {
-    let n = d.count()?;
+    let n = d.count_of(17)?; // kind + two length prefixes
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let kind = Kind::from_u8(d.u8()?)?;

@@ -166,7 +166,7 @@ impl Record {
         let exit_code = i32::try_from(d.i64()?)?;
         let stdout = dec_blob(&mut d)?;
         let stderr = dec_blob(&mut d)?;
-        let n = d.count()?;
+        let n = d.count_of(9)?; // stream id + length
         let mut chunks = Vec::with_capacity(n);
         for _ in 0..n {
             let s = d.u8()?;
@@ -175,7 +175,7 @@ impl Record {
             }
             chunks.push((s, d.u64()?));
         }
-        let n = d.count()?;
+        let n = d.count_of(9)?; // tag + one length-prefixed field
         let mut outputs = Vec::with_capacity(n);
         for _ in 0..n {
             outputs.push(match d.u8()? {
@@ -202,7 +202,7 @@ impl Record {
             crate::deps::skip_deps(&mut d)?;
             Vec::new()
         };
-        let n = d.count()?;
+        let n = d.count_of(8)?; // a length prefix each
         let mut argv = Vec::with_capacity(n);
         for _ in 0..n {
             argv.push(d.vec()?);
@@ -242,14 +242,14 @@ impl Record {
 
     /// Chunk lengths must add up to the blob sizes, or a replay would read past them.
     fn check_consistent(&self) -> Result<()> {
-        let sum = |s: u8| -> u64 {
+        // Checked: a wrapping sum lets `u64::MAX + 11` pass for a 10-byte stream.
+        let sum = |s: u8| -> Option<u64> {
             self.chunks
                 .iter()
                 .filter(|(id, _)| *id == s)
-                .map(|(_, n)| *n)
-                .sum()
+                .try_fold(0u64, |acc, (_, n)| acc.checked_add(*n))
         };
-        if sum(STDOUT) != self.stdout.size || sum(STDERR) != self.stderr.size {
+        if sum(STDOUT) != Some(self.stdout.size) || sum(STDERR) != Some(self.stderr.size) {
             bail!("record chunks do not add up to its stdout/stderr sizes");
         }
         Ok(())
@@ -370,5 +370,32 @@ mod tests {
         let mut bad = sample();
         bad.chunks[0].1 = 5;
         assert!(Record::decode(&bad.encode()).is_err());
+    }
+
+    /// Chunk lengths that overflow when summed must not wrap around to the blob size
+    /// (a panic in debug builds, an accepted inconsistent record in release).
+    #[test]
+    fn chunk_lengths_that_overflow_are_rejected() {
+        let mut r = sample();
+        r.chunks = vec![(STDOUT, u64::MAX), (STDERR, 2), (STDOUT, 11)];
+        assert!(Record::decode(&r.encode()).is_err());
+    }
+
+    /// Found by tests/fuzz.rs: an outputs count of "every byte left" made the decoder
+    /// reserve ~72 bytes per input byte before failing.
+    #[test]
+    fn list_counts_are_checked_against_the_bytes_each_item_needs() {
+        let mut r = sample();
+        r.outputs.clear();
+        r.deps.clear();
+        r.argv.clear();
+        let mut buf = r.encode();
+        // The outputs count sits after the chunks; point it at a count that fits
+        // `remaining` bytes of one byte each but not of a real entry each.
+        let chunks_end = buf.len() - (8 + 8 + 8 + (8 + r.cwd.len()) + (8 + 1) + (8 + 1));
+        let remaining = (buf.len() - chunks_end - 8) as u64;
+        buf[chunks_end..chunks_end + 8].copy_from_slice(&remaining.to_le_bytes());
+        let err = Record::decode(&buf).unwrap_err().to_string();
+        assert!(err.contains("exceeds remaining"), "{err}");
     }
 }
