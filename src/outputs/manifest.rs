@@ -146,3 +146,105 @@ pub fn check(ws: &Workspace, specs: &OutputSpecs, manifest: &[OutputEntry]) -> R
     items.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(Checked { items, notes })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn ws() -> Workspace {
+        Workspace {
+            root: PathBuf::from("/w"),
+            cwd: PathBuf::from("/w"),
+        }
+    }
+
+    fn specs(raw: &[&str]) -> OutputSpecs {
+        let raw: Vec<OsString> = raw.iter().map(OsString::from).collect();
+        OutputSpecs::parse(&raw, &ws()).unwrap()
+    }
+
+    fn file(path: &str, mode: u32) -> OutputEntry {
+        OutputEntry::File {
+            path: path.into(),
+            mode,
+            blob: BlobRef::empty(),
+        }
+    }
+
+    fn dir(path: &str) -> OutputEntry {
+        OutputEntry::Dir {
+            path: path.into(),
+            mode: 0o755,
+        }
+    }
+
+    fn link(path: &str) -> OutputEntry {
+        OutputEntry::Symlink {
+            path: path.into(),
+            target: b"/etc".to_vec(),
+        }
+    }
+
+    fn refused(specs: &OutputSpecs, m: &[OutputEntry]) -> String {
+        match check(&ws(), specs, m) {
+            Ok(_) => panic!("accepted {m:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn only_canonical_relative_paths_pass() {
+        let s = specs(&["out/"]);
+        for bad in [
+            "", "/out/a", "out/../x", "out/./a", "out//a", "out/a/", "./out/a",
+        ] {
+            assert!(
+                refused(&s, &[file(bad, 0o644)]).contains("refusing"),
+                "{bad}"
+            );
+        }
+        assert!(check(&ws(), &s, &[file("out/a", 0o644)]).is_ok());
+    }
+
+    #[test]
+    fn paths_must_be_covered_by_a_declared_output() {
+        let s = specs(&["out/", "build/*.o"]);
+        assert!(refused(&s, &[file(".git/hooks/x", 0o755)]).contains("no -o"));
+        assert!(refused(&s, &[file("outside", 0o644)]).contains("no -o"));
+        assert!(refused(&s, &[file("build/a.c", 0o644)]).contains("no -o"));
+        assert!(refused(&specs(&[]), &[file("out/a", 0o644)]).contains("no -o"));
+        let ok = check(
+            &ws(),
+            &s,
+            &[dir("out"), file("out/a", 0o644), file("build/a.o", 0o644)],
+        );
+        assert_eq!(ok.unwrap().items.len(), 3);
+    }
+
+    #[test]
+    fn a_path_has_one_entry_of_one_kind_and_nothing_hides_under_a_file_or_link() {
+        let s = specs(&["out/"]);
+        assert!(refused(&s, &[dir("out/d"), link("out/d")]).contains("twice"));
+        assert!(refused(&s, &[file("out/a", 0o644), file("out/a", 0o644)]).contains("twice"));
+        assert!(refused(&s, &[link("out/l"), file("out/l/x", 0o644)]).contains("under"));
+        assert!(refused(&s, &[file("out/f", 0o644), dir("out/f/d")]).contains("under"));
+    }
+
+    #[test]
+    fn setuid_and_setgid_are_stripped_and_noted() {
+        let s = specs(&["out/"]);
+        let c = check(&ws(), &s, &[file("out/a", 0o6755), file("out/b", 0o1755)]).unwrap();
+        let modes: Vec<u32> = c
+            .items
+            .iter()
+            .map(|i| match i.what {
+                What::File { mode, .. } => mode,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(modes, [0o755, 0o1755], "the sticky bit is not a privilege");
+        assert_eq!(c.notes.len(), 1);
+        assert!(c.notes[0].contains("out/a"));
+    }
+}
