@@ -163,9 +163,17 @@ fn stage_file(
     dst.seek(SeekFrom::Start(0))?;
     let len = dst.metadata()?.len();
     let got = hash_reader(&mut dst, len)?;
-    if got != blob.hash || len != blob.size {
+    if got != blob.hash {
+        // The blob's bytes no longer match its name: drop it so the next run stores
+        // them afresh. (A record merely wrong about a size does not get to delete it.)
         blobs.remove(&blob.hash)?;
         bail!("blob for {shown} is corrupt");
+    }
+    if len != blob.size {
+        bail!(
+            "the record gives {shown} {} bytes, its blob has {len}",
+            blob.size
+        );
     }
     confined::chmod(&dst, mode).with_context(|| format!("cannot set the mode of {shown}"))?;
     Ok(())
