@@ -1,6 +1,6 @@
 //! Output files: capture what a successful command produced into the blob store, and
-//! restore it on a hit — all-or-nothing, never outside the workspace root. Restore
-//! writes nothing until every blob it needs has been copied and verified.
+//! restore it on a hit — all-or-nothing, only paths the task declared, never through a
+//! symlink or outside the workspace root, whoever wrote the record.
 
 mod confined;
 mod interrupt;
