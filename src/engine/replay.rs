@@ -52,11 +52,15 @@ pub fn replay(
             policy.clean_outputs,
         )
     });
-    if let Err(e) = restored {
-        ui::warn(format!(
-            "cannot restore outputs ({e:#}); running the command"
-        ));
-        return Ok(Replayed::Failed);
+    match restored {
+        Ok(notes) if policy.verbose => notes.into_iter().for_each(ui::note),
+        Ok(_) => {}
+        Err(e) => {
+            ui::warn(format!(
+                "cannot restore outputs ({e:#}); running the command"
+            ));
+            return Ok(Replayed::Failed);
+        }
     }
     if policy.verbose {
         let via = match tier {

@@ -751,6 +751,48 @@ fn remote_records_escaping_the_workspace_are_never_restored() {
 }
 
 #[test]
+fn an_unsigned_remote_record_cannot_restore_a_path_no_output_declares() {
+    let Some(redis) = Redis::start() else { return };
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.machine(), fleet.machine());
+    let ra = build(&fleet, &a, &redis.url(), &[], &[]);
+    assert_eq!(ra.status.code(), Some(0), "{}", stderr(&ra));
+
+    // Anyone who can write to a remote without IDEM_REMOTE_KEY adds a setuid git hook.
+    let rk = redis.record_key();
+    let data = redis.get(&rk);
+    let mut rec = Record::decode(remote::unseal(None, &data).expect("unsigned")).expect("decode");
+    let blob = rec
+        .outputs
+        .iter()
+        .find_map(|o| match o {
+            OutputEntry::File { blob, .. } => Some(*blob),
+            _ => None,
+        })
+        .expect("the record has a file");
+    rec.outputs.push(OutputEntry::File {
+        path: b".git/hooks/pre-commit".to_vec(),
+        mode: 0o4755,
+        blob,
+    });
+    redis.set(&rk, &remote::seal(None, &rec.encode()));
+
+    let rb = build(&fleet, &b, &redis.url(), &[], &[]);
+    assert_eq!(rb.status.code(), Some(0));
+    assert!(
+        !b.path(".git/hooks/pre-commit").exists(),
+        "a remote record wrote outside the declared outputs"
+    );
+    assert_eq!(fleet.runs(), 2, "a refused record is a miss");
+    assert!(
+        stderr(&rb).contains("no -o of this task declares"),
+        "{}",
+        stderr(&rb)
+    );
+    assert_eq!(b.read("dist/app"), b"source v1\n");
+}
+
+#[test]
 fn read_only_uploads_nothing() {
     let Some(redis) = Redis::start() else { return };
     let fleet = Fleet::new();
