@@ -13,7 +13,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use rayon::prelude::*;
 
 use super::stat_cache::{file_entry, CacheEntry, StatEntry};
-use super::walk::{walk, Rules};
+use super::walk::{walk, Dirs, Rules};
 use super::{DepState, Kind};
 use crate::spec::Workspace;
 
@@ -191,53 +191,113 @@ impl FileSpecs {
 
     /// Expands the specs into absolute paths with their `lstat`, sorted by path bytes.
     /// Literal paths that do not exist are returned too (state `absent`, no metadata);
-    /// `missing` lists them for a warning.
+    /// `missing` lists them for a warning. A directory named by a literal spec is
+    /// returned with every subdirectory walked (its membership); a symlink named by a
+    /// spec (literal, or a glob's base) is returned and, when it leads to a directory,
+    /// followed like `find -H`, its entries keyed by the path as named.
     pub fn resolve(&self, no_ignore: bool, skip: &dyn Skip) -> Result<Resolved> {
         let mut entries: Vec<(PathBuf, Option<Metadata>)> = Vec::new();
         let mut missing = Vec::new();
-        let prune = |d: &Path| skip.skip(d);
         for inc in &self.includes {
-            match inc {
-                PathSpec::Literal(p) => match std::fs::symlink_metadata(p) {
-                    Ok(md) if md.is_dir() => {
-                        let rules = Rules::for_dir(&self.root, p, no_ignore);
-                        let keep = |f: &Path| !self.excluded(f) && !skip.skip(f);
-                        for (path, md) in walk(p, &rules, &keep, &prune)? {
-                            entries.push((path, Some(md)));
-                        }
+            let (base, matcher) = match inc {
+                PathSpec::Literal(p) => (p, None),
+                PathSpec::Glob { base, matcher } => (base, Some(matcher)),
+            };
+            let md = match std::fs::symlink_metadata(base) {
+                Ok(md) => md,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if matcher.is_none() {
+                        missing.push(base.clone());
+                        entries.push((base.clone(), None));
                     }
-                    Ok(md) => {
-                        if !self.excluded(p) {
-                            entries.push((p.clone(), Some(md)))
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        missing.push(p.clone());
-                        entries.push((p.clone(), None));
-                    }
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("cannot stat {}", p.display()))
-                    }
-                },
-                PathSpec::Glob { base, matcher } => {
-                    if !base.is_dir() {
-                        continue;
-                    }
-                    let rules = Rules::for_dir(&self.root, base, no_ignore);
-                    let keep = |f: &Path| {
-                        f.strip_prefix(base).is_ok_and(|rel| matcher.is_match(rel))
-                            && !self.excluded(f)
-                            && !skip.skip(f)
-                    };
-                    for (path, md) in walk(base, &rules, &keep, &prune)? {
-                        entries.push((path, Some(md)));
-                    }
+                    continue;
                 }
+                Err(e) => return Err(e).with_context(|| format!("cannot stat {}", base.display())),
+            };
+            let excluded = self.excluded(base);
+            if md.is_dir() {
+                // The directory itself is listed like its subdirectories (`src/`), so
+                // an empty one differs from an absent one. Globs have no membership.
+                if matcher.is_none() && !excluded {
+                    entries.push((base.clone(), Some(md)));
+                }
+                self.walk_spec(base, matcher, no_ignore, skip, &mut entries)?;
+            } else if md.is_symlink() {
+                // The link text is a state of its own; the directory it leads to is
+                // walked as if it were here.
+                if !excluded {
+                    entries.push((base.clone(), Some(md)));
+                }
+                if let Some(real) = followed_dir(base, skip).filter(|_| !excluded) {
+                    let through = Through {
+                        named: base,
+                        real: &real,
+                        inner: skip,
+                    };
+                    self.walk_spec(base, matcher, no_ignore, &through, &mut entries)?;
+                }
+            } else if matcher.is_none() && !excluded {
+                entries.push((base.clone(), Some(md)));
             }
         }
         entries.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
         entries.dedup_by(|a, b| a.0 == b.0);
         Ok(Resolved { entries, missing })
+    }
+
+    /// Walks one spec's directory (as named: through a link, `dir` is the link's path).
+    /// A literal directory lists its subdirectories too; a glob lists only the files it
+    /// matches.
+    fn walk_spec(
+        &self,
+        dir: &Path,
+        matcher: Option<&GlobMatcher>,
+        no_ignore: bool,
+        skip: &dyn Skip,
+        out: &mut Vec<(PathBuf, Option<Metadata>)>,
+    ) -> Result<()> {
+        let rules = Rules::for_dir(&self.root, dir, no_ignore);
+        let keep = |f: &Path| {
+            matcher.is_none_or(|m| f.strip_prefix(dir).is_ok_and(|rel| m.is_match(rel)))
+                && !self.excluded(f)
+                && !skip.skip(f)
+        };
+        let prune = |d: &Path| skip.skip(d);
+        let dirs = if matcher.is_some() {
+            Dirs::Skip
+        } else {
+            Dirs::List
+        };
+        for (path, md) in walk(dir, &rules, &keep, &prune, dirs)? {
+            out.push((path, Some(md)));
+        }
+        Ok(())
+    }
+}
+
+/// The real directory a symlink named by a spec leads to, when it should be walked:
+/// not dangling, a directory, and not a declared output (or idem's cache).
+fn followed_dir(link: &Path, skip: &dyn Skip) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(link).ok()?;
+    let is_dir = std::fs::metadata(&real).ok()?.is_dir();
+    (is_dir && !skip.skip(&real)).then_some(real)
+}
+
+/// The skip rules for a walk through a symlink: outputs and the cache directory are
+/// declared by their real paths, so each path under the link is also tested at the
+/// place it really is (`ol -> out` must not make `out/` an input).
+struct Through<'a> {
+    named: &'a Path,
+    real: &'a Path,
+    inner: &'a dyn Skip,
+}
+
+impl Skip for Through<'_> {
+    fn skip(&self, abs: &Path) -> bool {
+        self.inner.skip(abs)
+            || abs
+                .strip_prefix(self.named)
+                .is_ok_and(|rel| self.inner.skip(&self.real.join(rel)))
     }
 }
 
@@ -250,7 +310,8 @@ pub struct Resolved {
 /// A path's state and, for regular files, the stat-cache entry to keep (keyed by the
 /// path it describes). A symlink's state is its target text and, when it leads to a
 /// regular file, that file's content too: editing the file behind `cfg -> shared/cfg`
-/// must be a change. Directories behind links are not walked.
+/// must be a change; when it leads to a directory, `;dir` (a dangling link and a link
+/// to an empty directory differ). Whether that directory is walked is `resolve`'s call.
 pub fn path_state(
     path: &Path,
     known: Option<&Metadata>,
@@ -291,6 +352,9 @@ pub fn path_state(
                 st.extend_from_slice(&file_state(&entry, &real_md));
                 return Ok((st, Some((real.as_os_str().as_bytes().to_vec(), entry))));
             }
+            if real_md.is_dir() && !skip.skip(&real) {
+                st.extend_from_slice(b";dir");
+            }
         }
         return Ok((st, None));
     }
@@ -325,7 +389,14 @@ pub fn states(
     type Found = (DepState, Option<(Vec<u8>, StatEntry)>);
     let one = |(p, md): &(PathBuf, Option<Metadata>)| -> Result<Found> {
         let (st, entry) = path_state(p, md.as_ref(), old, skip, now)?;
-        Ok((DepState::new(kind, ws.key_of(p), st), entry))
+        let mut name = ws.key_of(p);
+        // A walked directory is named `src/sub/`, as `ls -p` shows it: its presence is
+        // the membership of its parent, and a file replaced by a directory of the same
+        // name reads as one removed and one added.
+        if md.as_ref().is_some_and(Metadata::is_dir) {
+            name.push(b'/');
+        }
+        Ok((DepState::new(kind, name, st), entry))
     };
     let results: Vec<Found> = if items.len() >= 32 {
         items.par_iter().map(one).collect::<Result<_>>()?
@@ -390,6 +461,82 @@ mod tests {
             String::from_utf8(st).unwrap().contains(&stale_hex),
             "a safe entry with a matching stat is trusted without reading the file"
         );
+    }
+
+    /// Keys of what `resolve` returns for `specs` in a workspace at `root`.
+    fn resolved_keys(root: &Path, specs: &[&str]) -> Vec<String> {
+        let ws = Workspace {
+            root: root.to_path_buf(),
+            cwd: root.to_path_buf(),
+        };
+        let specs: Vec<std::ffi::OsString> = specs.iter().map(|s| (*s).into()).collect();
+        let r = FileSpecs::parse(&specs, &ws)
+            .unwrap()
+            .resolve(false, &NoSkip)
+            .unwrap();
+        r.entries
+            .iter()
+            .map(|(p, md)| {
+                let slash = if md.as_ref().is_some_and(Metadata::is_dir) {
+                    "/"
+                } else {
+                    ""
+                };
+                format!("{}{slash}", String::from_utf8_lossy(&ws.key_of(p)))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn directory_specs_list_their_directories_and_globs_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("d/empty")).unwrap();
+        std::fs::create_dir_all(root.join("d/ign")).unwrap();
+        std::fs::create_dir_all(root.join("d/x.o")).unwrap();
+        std::fs::write(root.join("d/a.c"), "a").unwrap();
+        std::fs::write(root.join("d/.gitignore"), "ign/\n").unwrap();
+        std::os::unix::fs::symlink("d", root.join("dl")).unwrap();
+        assert_eq!(
+            resolved_keys(root, &["d/", "!*.o"]),
+            ["d/", "d/.gitignore", "d/a.c", "d/empty/"]
+        );
+        assert_eq!(
+            resolved_keys(root, &["dl"]),
+            ["dl", "dl/.gitignore", "dl/a.c", "dl/empty/", "dl/x.o/"]
+        );
+        assert_eq!(resolved_keys(root, &["d/**/*.c"]), ["d/a.c"]);
+        assert_eq!(resolved_keys(root, &["dl/*.c"]), ["dl", "dl/a.c"]);
+    }
+
+    /// Outputs are declared by their real path: a walk through a link must skip them
+    /// where they really are.
+    #[test]
+    fn walk_through_a_link_skips_outputs_at_their_real_path() {
+        struct SkipOut(PathBuf);
+        impl Skip for SkipOut {
+            fn skip(&self, abs: &Path) -> bool {
+                abs.starts_with(&self.0)
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        std::fs::write(root.join("out/o"), "o").unwrap();
+        std::fs::write(root.join("in"), "i").unwrap();
+        std::os::unix::fs::symlink(".", root.join("here")).unwrap();
+        let ws = Workspace {
+            root: root.to_path_buf(),
+            cwd: root.to_path_buf(),
+        };
+        let specs = FileSpecs::parse(&["here/".into()], &ws).unwrap();
+        let r = specs.resolve(false, &SkipOut(root.join("out"))).unwrap();
+        let keys: Vec<String> = r
+            .entries
+            .iter()
+            .map(|(p, _)| String::from_utf8_lossy(&ws.key_of(p)).into_owned())
+            .collect();
+        assert_eq!(keys, ["here", "here/here", "here/in"]);
     }
 
     #[test]
