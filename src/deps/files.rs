@@ -13,7 +13,7 @@ use globset::{GlobBuilder, GlobMatcher};
 use rayon::prelude::*;
 
 use super::stat_cache::{file_entry, CacheEntry, StatEntry};
-use super::walk::{walk, Dirs, Rules};
+use super::walk::{walk, Dirs, Entry, Rules};
 use super::{DepState, Kind};
 use crate::spec::Workspace;
 
@@ -219,7 +219,7 @@ impl FileSpecs {
                 // The directory itself is listed like its subdirectories (`src/`), so
                 // an empty one differs from an absent one. Globs have no membership.
                 if matcher.is_none() && !excluded {
-                    entries.push((base.clone(), Some(md)));
+                    entries.push((dir_marker(base.clone()), None));
                 }
                 self.walk_spec(base, matcher, no_ignore, skip, &mut entries)?;
             } else if md.is_symlink() {
@@ -268,8 +268,11 @@ impl FileSpecs {
         } else {
             Dirs::List
         };
-        for (path, md) in walk(dir, &rules, &keep, &prune, dirs)? {
-            out.push((path, Some(md)));
+        for entry in walk(dir, &rules, &keep, &prune, dirs)? {
+            out.push(match entry {
+                Entry::File(path, md) => (path, Some(md)),
+                Entry::Dir(path) => (dir_marker(path), None),
+            });
         }
         Ok(())
     }
@@ -301,8 +304,29 @@ impl Skip for Through<'_> {
     }
 }
 
+/// A walked directory in `Resolved::entries`: its path with a trailing slash, and no
+/// metadata (it is known to be a directory; stat'ing it would cost a system call per
+/// directory on every hit). No other entry ends in a slash: specs are normalized.
+fn dir_marker(dir: impl Into<PathBuf>) -> PathBuf {
+    let mut path = dir.into().into_os_string();
+    if !path.as_bytes().ends_with(b"/") {
+        path.push("/");
+    }
+    path.into()
+}
+
+/// The directory a `dir_marker` stands for, if `path` is one.
+fn marked_dir<'a>(path: &'a Path, known: Option<&Metadata>) -> Option<&'a Path> {
+    let bytes = path.as_os_str().as_bytes();
+    match bytes.strip_suffix(b"/") {
+        Some(dir) if known.is_none() && !dir.is_empty() => Some(Path::new(OsStr::from_bytes(dir))),
+        _ => None,
+    }
+}
+
 pub struct Resolved {
-    /// Sorted by path bytes; metadata is `None` for paths that do not exist.
+    /// Sorted by path bytes; metadata is `None` for paths that do not exist, and for
+    /// walked directories (named with a trailing slash, see `dir_marker`).
     pub entries: Vec<(PathBuf, Option<Metadata>)>,
     pub missing: Vec<PathBuf>,
 }
@@ -388,15 +412,16 @@ pub fn states(
     let now = crate::clock::real_now_ns;
     type Found = (DepState, Option<(Vec<u8>, StatEntry)>);
     let one = |(p, md): &(PathBuf, Option<Metadata>)| -> Result<Found> {
-        let (st, entry) = path_state(p, md.as_ref(), old, skip, now)?;
-        let mut name = ws.key_of(p);
         // A walked directory is named `src/sub/`, as `ls -p` shows it: its presence is
         // the membership of its parent, and a file replaced by a directory of the same
         // name reads as one removed and one added.
-        if md.as_ref().is_some_and(Metadata::is_dir) {
+        if let Some(dir) = marked_dir(p, md.as_ref()) {
+            let mut name = ws.key_of(dir);
             name.push(b'/');
+            return Ok((DepState::new(kind, name, b"dir".to_vec()), None));
         }
-        Ok((DepState::new(kind, name, st), entry))
+        let (st, entry) = path_state(p, md.as_ref(), old, skip, now)?;
+        Ok((DepState::new(kind, ws.key_of(p), st), entry))
     };
     let results: Vec<Found> = if items.len() >= 32 {
         items.par_iter().map(one).collect::<Result<_>>()?
@@ -476,13 +501,9 @@ mod tests {
             .unwrap();
         r.entries
             .iter()
-            .map(|(p, md)| {
-                let slash = if md.as_ref().is_some_and(Metadata::is_dir) {
-                    "/"
-                } else {
-                    ""
-                };
-                format!("{}{slash}", String::from_utf8_lossy(&ws.key_of(p)))
+            .map(|(p, md)| match marked_dir(p, md.as_ref()) {
+                Some(d) => format!("{}/", String::from_utf8_lossy(&ws.key_of(d))),
+                None => String::from_utf8_lossy(&ws.key_of(p)).into_owned(),
             })
             .collect()
     }

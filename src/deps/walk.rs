@@ -1,5 +1,5 @@
 //! Directory walks for file dependencies: parallel across subdirectories, one
-//! `fstatat` per entry relative to its directory (no full-path lookups), and the
+//! `fstatat` per file relative to its directory (no full-path lookups), and the
 //! `.gitignore`/`.ignore` rules git and ripgrep apply. Symlinks met on the way are never
 //! followed (the caller decides about the directory it starts from).
 
@@ -12,8 +12,14 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 use rayon::prelude::*;
 
-/// One walked entry and its `lstat`.
-pub type Entry = (PathBuf, Metadata);
+/// One walked entry.
+pub enum Entry {
+    /// Anything but a directory, with its `lstat`.
+    File(PathBuf, Metadata),
+    /// A directory the walk entered: its kind is known from `readdir`, so it costs no
+    /// `stat` (a hit over a deep tree must not pay one per directory).
+    Dir(PathBuf),
+}
 
 /// What a walk returns besides the files `keep` accepts.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -112,7 +118,7 @@ impl Rules {
 /// Walks `dir` and returns every non-directory entry that `keep` accepts, with its
 /// metadata, in no particular order. `prune` stops descent into a directory. With
 /// `Dirs::List`, every subdirectory descended into that `keep` accepts is returned
-/// too (one `fstatat` per directory, none more per file).
+/// too (no system call more than the walk makes anyway).
 pub fn walk(
     dir: &Path,
     rules: &Rules,
@@ -154,13 +160,7 @@ pub fn walk(
                 continue;
             }
             if dirs == Dirs::List && keep(&path) {
-                match entry.metadata() {
-                    Ok(md) => files.push((path.clone(), md)),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("cannot stat {}", path.display()))
-                    }
-                }
+                files.push(Entry::Dir(path.clone()));
             }
             subdirs.push(path);
         } else {
@@ -170,7 +170,7 @@ pub fn walk(
             // DirEntry::metadata is an fstatat on the open directory: one component
             // to resolve instead of the whole path.
             match entry.metadata() {
-                Ok(md) => files.push((path, md)),
+                Ok(md) => files.push(Entry::File(path, md)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
             }
