@@ -10,7 +10,8 @@ use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use idem::deps::files::{FileSpecs, StatCache, StatEntry};
+use idem::deps::files::{FileSpecs, StatCache};
+use idem::deps::stat_cache::StatEntry;
 use idem::deps::{DepState, Kind};
 use idem::outputs::OutputSpecs;
 use idem::spec::Workspace;

@@ -12,10 +12,14 @@ use anyhow::{bail, Context, Result};
 use globset::{GlobBuilder, GlobMatcher};
 use rayon::prelude::*;
 
-use super::walk::{walk, Rules};
+use super::stat_cache::{file_entry, CacheEntry, StatEntry};
+use super::walk::{walk, Dirs, Entry, Rules};
 use super::{DepState, Kind};
-use crate::encode::{Decoder, Encoder};
 use crate::spec::Workspace;
+
+// Callers outside `deps` name these through `files`; they live in their own modules.
+pub use super::hash::{hash_file, hash_file_streaming, hash_reader, hashed_so_far};
+pub use super::stat_cache::StatCache;
 
 /// One parsed path spec: a literal path, or a glob anchored at its literal prefix.
 #[derive(Debug, Clone)]
@@ -187,303 +191,151 @@ impl FileSpecs {
 
     /// Expands the specs into absolute paths with their `lstat`, sorted by path bytes.
     /// Literal paths that do not exist are returned too (state `absent`, no metadata);
-    /// `missing` lists them for a warning.
+    /// `missing` lists them for a warning. A directory named by a literal spec is
+    /// returned with every subdirectory walked (its membership); a symlink named by a
+    /// spec (literal, or a glob's base) is returned and, when it leads to a directory,
+    /// followed like `find -H`, its entries keyed by the path as named.
     pub fn resolve(&self, no_ignore: bool, skip: &dyn Skip) -> Result<Resolved> {
         let mut entries: Vec<(PathBuf, Option<Metadata>)> = Vec::new();
         let mut missing = Vec::new();
-        let prune = |d: &Path| skip.skip(d);
         for inc in &self.includes {
-            match inc {
-                PathSpec::Literal(p) => match std::fs::symlink_metadata(p) {
-                    Ok(md) if md.is_dir() => {
-                        let rules = Rules::for_dir(&self.root, p, no_ignore);
-                        let keep = |f: &Path| !self.excluded(f) && !skip.skip(f);
-                        for (path, md) in walk(p, &rules, &keep, &prune)? {
-                            entries.push((path, Some(md)));
-                        }
+            let (base, matcher) = match inc {
+                PathSpec::Literal(p) => (p, None),
+                PathSpec::Glob { base, matcher } => (base, Some(matcher)),
+            };
+            let md = match std::fs::symlink_metadata(base) {
+                Ok(md) => md,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if matcher.is_none() {
+                        missing.push(base.clone());
+                        entries.push((base.clone(), None));
                     }
-                    Ok(md) => {
-                        if !self.excluded(p) {
-                            entries.push((p.clone(), Some(md)))
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        missing.push(p.clone());
-                        entries.push((p.clone(), None));
-                    }
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("cannot stat {}", p.display()))
-                    }
-                },
-                PathSpec::Glob { base, matcher } => {
-                    if !base.is_dir() {
-                        continue;
-                    }
-                    let rules = Rules::for_dir(&self.root, base, no_ignore);
-                    let keep = |f: &Path| {
-                        f.strip_prefix(base).is_ok_and(|rel| matcher.is_match(rel))
-                            && !self.excluded(f)
-                            && !skip.skip(f)
-                    };
-                    for (path, md) in walk(base, &rules, &keep, &prune)? {
-                        entries.push((path, Some(md)));
-                    }
+                    continue;
                 }
+                Err(e) => return Err(e).with_context(|| format!("cannot stat {}", base.display())),
+            };
+            let excluded = self.excluded(base);
+            if md.is_dir() {
+                // The directory itself is listed like its subdirectories (`src/`), so
+                // an empty one differs from an absent one. Globs have no membership.
+                if matcher.is_none() && !excluded {
+                    entries.push((dir_marker(base.clone()), None));
+                }
+                self.walk_spec(base, matcher, no_ignore, skip, &mut entries)?;
+            } else if md.is_symlink() {
+                // The link text is a state of its own; the directory it leads to is
+                // walked as if it were here.
+                if !excluded {
+                    entries.push((base.clone(), Some(md)));
+                }
+                if let Some(real) = followed_dir(base, skip).filter(|_| !excluded) {
+                    let through = Through {
+                        named: base,
+                        real: &real,
+                        inner: skip,
+                    };
+                    self.walk_spec(base, matcher, no_ignore, &through, &mut entries)?;
+                }
+            } else if matcher.is_none() && !excluded {
+                entries.push((base.clone(), Some(md)));
             }
         }
         entries.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
         entries.dedup_by(|a, b| a.0 == b.0);
         Ok(Resolved { entries, missing })
     }
+
+    /// Walks one spec's directory (as named: through a link, `dir` is the link's path).
+    /// A literal directory lists its subdirectories too; a glob lists only the files it
+    /// matches.
+    fn walk_spec(
+        &self,
+        dir: &Path,
+        matcher: Option<&GlobMatcher>,
+        no_ignore: bool,
+        skip: &dyn Skip,
+        out: &mut Vec<(PathBuf, Option<Metadata>)>,
+    ) -> Result<()> {
+        let rules = Rules::for_dir(&self.root, dir, no_ignore);
+        let keep = |f: &Path| {
+            matcher.is_none_or(|m| f.strip_prefix(dir).is_ok_and(|rel| m.is_match(rel)))
+                && !self.excluded(f)
+                && !skip.skip(f)
+        };
+        let prune = |d: &Path| skip.skip(d);
+        let dirs = if matcher.is_some() {
+            Dirs::Skip
+        } else {
+            Dirs::List
+        };
+        for entry in walk(dir, &rules, &keep, &prune, dirs)? {
+            out.push(match entry {
+                Entry::File(path, md) => (path, Some(md)),
+                Entry::Dir(path) => (dir_marker(path), None),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The real directory a symlink named by a spec leads to, when it should be walked:
+/// not dangling, a directory, and not a declared output (or idem's cache).
+fn followed_dir(link: &Path, skip: &dyn Skip) -> Option<PathBuf> {
+    let real = std::fs::canonicalize(link).ok()?;
+    let is_dir = std::fs::metadata(&real).ok()?.is_dir();
+    (is_dir && !skip.skip(&real)).then_some(real)
+}
+
+/// The skip rules for a walk through a symlink: outputs and the cache directory are
+/// declared by their real paths, so each path under the link is also tested at the
+/// place it really is (`ol -> out` must not make `out/` an input).
+struct Through<'a> {
+    named: &'a Path,
+    real: &'a Path,
+    inner: &'a dyn Skip,
+}
+
+impl Skip for Through<'_> {
+    fn skip(&self, abs: &Path) -> bool {
+        self.inner.skip(abs)
+            || abs
+                .strip_prefix(self.named)
+                .is_ok_and(|rel| self.inner.skip(&self.real.join(rel)))
+    }
+}
+
+/// A walked directory in `Resolved::entries`: its path with a trailing slash, and no
+/// metadata (it is known to be a directory; stat'ing it would cost a system call per
+/// directory on every hit). No other entry ends in a slash: specs are normalized.
+fn dir_marker(dir: impl Into<PathBuf>) -> PathBuf {
+    let mut path = dir.into().into_os_string();
+    if !path.as_bytes().ends_with(b"/") {
+        path.push("/");
+    }
+    path.into()
+}
+
+/// The directory a `dir_marker` stands for, if `path` is one.
+fn marked_dir<'a>(path: &'a Path, known: Option<&Metadata>) -> Option<&'a Path> {
+    let bytes = path.as_os_str().as_bytes();
+    match bytes.strip_suffix(b"/") {
+        Some(dir) if known.is_none() && !dir.is_empty() => Some(Path::new(OsStr::from_bytes(dir))),
+        _ => None,
+    }
 }
 
 pub struct Resolved {
-    /// Sorted by path bytes; metadata is `None` for paths that do not exist.
+    /// Sorted by path bytes; metadata is `None` for paths that do not exist, and for
+    /// walked directories (named with a trailing slash, see `dir_marker`).
     pub entries: Vec<(PathBuf, Option<Metadata>)>,
     pub missing: Vec<PathBuf>,
 }
 
-/// What the stat cache remembers about one path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatEntry {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub mode: u32,
-    pub hash: [u8; 32],
-    pub hashed_at_ns: i64,
-}
-
-impl StatEntry {
-    fn same_stat(&self, md: &Metadata) -> bool {
-        self.dev == md.dev()
-            && self.ino == md.ino()
-            && self.size == md.size()
-            && self.mtime_ns == mtime_ns(md)
-            && self.ctime_ns == ctime_ns(md)
-            && self.mode == md.mode()
-    }
-
-    /// "Racy git": a file modified within one timestamp tick of its hashing could be
-    /// modified again with an identical stat, so its hash cannot be trusted.
-    pub fn is_racy(&self) -> bool {
-        racy(self.mtime_ns, self.ctime_ns, self.hashed_at_ns)
-    }
-}
-
-/// Filesystems with whole-second timestamps (nanoseconds all zero) get a 2 s margin;
-/// nanosecond filesystems a margin larger than the kernel's coarse clock tick.
-pub fn racy(mtime_ns: i64, ctime_ns: i64, hashed_at_ns: i64) -> bool {
-    let newest = mtime_ns.max(ctime_ns);
-    let margin = if mtime_ns % 1_000_000_000 == 0 {
-        2_000_000_000
-    } else {
-        100_000_000
-    };
-    newest.saturating_add(margin) > hashed_at_ns
-}
-
-pub fn mtime_ns(md: &Metadata) -> i64 {
-    md.mtime().saturating_mul(1_000_000_000) + md.mtime_nsec()
-}
-
-pub fn ctime_ns(md: &Metadata) -> i64 {
-    md.ctime().saturating_mul(1_000_000_000) + md.ctime_nsec()
-}
-
-/// The stat cache of one task: (path bytes, entry), sorted by path bytes. Loaded and
-/// saved as one blob so a hit reads one row, whatever the number of files; looked up
-/// by binary search (no hashing of 10,000 paths on every hit).
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct StatCache {
-    pub entries: Vec<(Vec<u8>, StatEntry)>,
-}
-
-impl StatCache {
-    pub fn get(&self, path: &[u8]) -> Option<&StatEntry> {
-        self.entries
-            .binary_search_by(|(p, _)| p.as_slice().cmp(path))
-            .ok()
-            .map(|i| &self.entries[i].1)
-    }
-
-    /// Restores the sort order after inserting out of order.
-    pub fn normalize(&mut self) {
-        self.entries.sort_by(|a, b| a.0.cmp(&b.0));
-        self.entries.dedup_by(|a, b| a.0 == b.0);
-    }
-
-    pub fn decode(buf: &[u8]) -> Result<Self> {
-        let mut d = Decoder::new(buf);
-        if d.u64()? != 2 {
-            bail!("unknown stat cache format");
-        }
-        let n = d.count_of(104)?; // the fixed-size fields of one entry
-        let mut entries = Vec::with_capacity(n);
-        for _ in 0..n {
-            let path = d.vec()?;
-            let e = StatEntry {
-                dev: d.u64()?,
-                ino: d.u64()?,
-                size: d.u64()?,
-                mtime_ns: d.i64()?,
-                ctime_ns: d.i64()?,
-                mode: d.u64()? as u32,
-                hash: d.hash()?,
-                hashed_at_ns: d.i64()?,
-            };
-            entries.push((path, e));
-        }
-        let mut c = Self { entries };
-        if !c.entries.windows(2).all(|w| w[0].0 < w[1].0) {
-            c.normalize();
-        }
-        Ok(c)
-    }
-
-    pub fn encode(&self) -> Vec<u8> {
-        let mut e = Encoder::new();
-        e.u64(2).u64(self.entries.len() as u64);
-        for (path, s) in &self.entries {
-            e.bytes(path)
-                .u64(s.dev)
-                .u64(s.ino)
-                .u64(s.size)
-                .i64(s.mtime_ns)
-                .i64(s.ctime_ns)
-                .u64(s.mode as u64)
-                .bytes(&s.hash)
-                .i64(s.hashed_at_ns);
-        }
-        e.finish()
-    }
-}
-
-/// Files and bytes hashed by this process (for progress display only).
-pub static HASHED_FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static HASHED_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// ", 1234 files (56.7 MB) hashed" for progress lines.
-pub fn hashed_so_far() -> String {
-    use std::sync::atomic::Ordering::Relaxed;
-    let files = HASHED_FILES.load(Relaxed);
-    let bytes = HASHED_BYTES.load(Relaxed);
-    format!(": {files} files ({:.1} MB) hashed", bytes as f64 / 1e6)
-}
-
-/// Files at least this large are hashed in parallel chunks.
-const PARALLEL_THRESHOLD: u64 = 1 << 20;
-/// Chunk size for streaming hashes: large enough for blake3's multithreading to pay,
-/// small enough that memory stays constant (no mmap: mapped pages count as RSS).
-const CHUNK: usize = 16 << 20;
-
-/// The blake3 of an input file (dependency or program). Read, never mapped: a file
-/// truncated while mapped kills the reader with SIGBUS (measured: 10 of 30 runs died
-/// while a 2 GB input was being rewritten), and idem must never fail a step, or lose a
-/// command's exit code in its post-run check, because an input moved under it.
-pub fn hash_file(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
-    if size < OVERLAP_THRESHOLD {
-        return hash_file_streaming(path, size);
-    }
-    // Large inputs: one thread reads the next chunk while the others hash this one,
-    // so the copy out of the page cache overlaps the hashing.
-    use std::sync::mpsc::sync_channel;
-    let mut file = std::fs::File::open(path)?;
-    let mut h = blake3::Hasher::new();
-    std::thread::scope(|s| -> std::io::Result<()> {
-        let (full_tx, full_rx) = sync_channel::<std::io::Result<(Vec<u8>, usize)>>(1);
-        let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(2);
-        for _ in 0..2 {
-            let _ = empty_tx.send(vec![0u8; CHUNK]);
-        }
-        s.spawn(move || {
-            while let Ok(mut buf) = empty_rx.recv() {
-                let got = fill(&mut file, &mut buf);
-                let last = !matches!(got, Ok(n) if n == buf.len());
-                if full_tx.send(got.map(|n| (buf, n))).is_err() || last {
-                    return;
-                }
-            }
-        });
-        while let Ok(chunk) = full_rx.recv() {
-            let (buf, n) = chunk?;
-            h.update_rayon(&buf[..n]);
-            if n < buf.len() {
-                break;
-            }
-            let _ = empty_tx.send(buf);
-        }
-        drop(empty_tx);
-        Ok(())
-    })?;
-    Ok(*h.finalize().as_bytes())
-}
-
-/// Inputs at least this large are read and hashed concurrently.
-const OVERLAP_THRESHOLD: u64 = 64 << 20;
-
-/// Reads until `buf` is full or the end of the file; returns the bytes read.
-fn fill(reader: &mut dyn std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
-
-/// The blake3 of a file in constant memory (blobs, outputs): mapped pages would count
-/// towards resident memory, which restores and replays must keep small.
-pub fn hash_file_streaming(path: &Path, size: u64) -> std::io::Result<[u8; 32]> {
-    let mut file = std::fs::File::open(path)?;
-    hash_reader(&mut file, size)
-}
-
-/// Streams a reader through blake3 in constant memory.
-pub fn hash_reader(reader: &mut dyn std::io::Read, size_hint: u64) -> std::io::Result<[u8; 32]> {
-    let mut h = blake3::Hasher::new();
-    if size_hint < PARALLEL_THRESHOLD {
-        let mut buf = Vec::with_capacity(size_hint as usize + 1);
-        reader.read_to_end(&mut buf)?;
-        h.update(&buf);
-        return Ok(*h.finalize().as_bytes());
-    }
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match reader.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if filled == 0 {
-            break;
-        }
-        h.update_rayon(&buf[..filled]);
-        if filled < buf.len() {
-            break;
-        }
-    }
-    Ok(*h.finalize().as_bytes())
-}
-
-/// The state of one path, using and refreshing the stat cache.
-/// A stat-cache entry with the path bytes it is keyed by.
-pub type CacheEntry = (Vec<u8>, StatEntry);
-
 /// A path's state and, for regular files, the stat-cache entry to keep (keyed by the
 /// path it describes). A symlink's state is its target text and, when it leads to a
 /// regular file, that file's content too: editing the file behind `cfg -> shared/cfg`
-/// must be a change. Directories behind links are not walked.
+/// must be a change; when it leads to a directory, `;dir` (a dangling link and a link
+/// to an empty directory differ). Whether that directory is walked is `resolve`'s call.
 pub fn path_state(
     path: &Path,
     known: Option<&Metadata>,
@@ -524,6 +376,9 @@ pub fn path_state(
                 st.extend_from_slice(&file_state(&entry, &real_md));
                 return Ok((st, Some((real.as_os_str().as_bytes().to_vec(), entry))));
             }
+            if real_md.is_dir() && !skip.skip(&real) {
+                st.extend_from_slice(b";dir");
+            }
         }
         return Ok((st, None));
     }
@@ -544,45 +399,6 @@ fn file_state(entry: &StatEntry, md: &Metadata) -> Vec<u8> {
     format!("blake3:{}{exec}", blake3::Hash::from(entry.hash).to_hex()).into_bytes()
 }
 
-/// The stat-cache entry of a regular file: the cached one when its stat is unchanged
-/// and it is not racy, else a fresh hash.
-fn file_entry(
-    path: &Path,
-    md: &Metadata,
-    old: &StatCache,
-    now_ns: &dyn Fn() -> i64,
-) -> Result<StatEntry> {
-    let key = path.as_os_str().as_bytes();
-    if let Some(e) = old.get(key) {
-        if e.same_stat(md) && !e.is_racy() {
-            return Ok(*e);
-        }
-    }
-    let hashed_at_ns = now_ns();
-    HASHED_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    HASHED_BYTES.fetch_add(md.size(), std::sync::atomic::Ordering::Relaxed);
-    let hash =
-        hash_file(path, md.size()).with_context(|| format!("cannot read {}", path.display()))?;
-    // The file may have changed while we read it: then never trust this entry.
-    let md2 = std::fs::symlink_metadata(path)
-        .with_context(|| format!("cannot stat {}", path.display()))?;
-    let hashed_at_ns = if mtime_ns(&md2) != mtime_ns(md) || md2.size() != md.size() {
-        i64::MIN
-    } else {
-        hashed_at_ns
-    };
-    Ok(StatEntry {
-        dev: md.dev(),
-        ino: md.ino(),
-        size: md.size(),
-        mtime_ns: mtime_ns(md),
-        ctime_ns: ctime_ns(md),
-        mode: md.mode(),
-        hash,
-        hashed_at_ns,
-    })
-}
-
 /// States of many paths, in parallel above a handful of files. Returns the states and
 /// adds the refreshed stat-cache entries (only the paths seen now) to `new_cache`.
 pub fn states(
@@ -596,6 +412,14 @@ pub fn states(
     let now = crate::clock::real_now_ns;
     type Found = (DepState, Option<(Vec<u8>, StatEntry)>);
     let one = |(p, md): &(PathBuf, Option<Metadata>)| -> Result<Found> {
+        // A walked directory is named `src/sub/`, as `ls -p` shows it: its presence is
+        // the membership of its parent, and a file replaced by a directory of the same
+        // name reads as one removed and one added.
+        if let Some(dir) = marked_dir(p, md.as_ref()) {
+            let mut name = ws.key_of(dir);
+            name.push(b'/');
+            return Ok((DepState::new(kind, name, b"dir".to_vec()), None));
+        }
         let (st, entry) = path_state(p, md.as_ref(), old, skip, now)?;
         Ok((DepState::new(kind, ws.key_of(p), st), entry))
     };
@@ -620,18 +444,7 @@ pub fn states(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn racy_window() {
-        let s = 1_000_000_000i64;
-        // Hashed in the same tick as the write: racy.
-        assert!(racy(10 * s + 5, 10 * s + 5, 10 * s + 6));
-        // Written long before hashing: trusted.
-        assert!(!racy(10 * s + 5, 10 * s + 5, 20 * s));
-        // Whole-second filesystems need two seconds of distance.
-        assert!(racy(10 * s, 10 * s, 11 * s + 500_000_000));
-        assert!(!racy(10 * s, 10 * s, 12 * s + 1));
-    }
+    use crate::deps::stat_cache::{ctime_ns, mtime_ns};
 
     /// The stat cache is trusted only outside the racy window: an entry whose stat
     /// matches exactly but was hashed within a tick of the write is re-hashed.
@@ -675,32 +488,76 @@ mod tests {
         );
     }
 
+    /// Keys of what `resolve` returns for `specs` in a workspace at `root`.
+    fn resolved_keys(root: &Path, specs: &[&str]) -> Vec<String> {
+        let ws = Workspace {
+            root: root.to_path_buf(),
+            cwd: root.to_path_buf(),
+        };
+        let specs: Vec<std::ffi::OsString> = specs.iter().map(|s| (*s).into()).collect();
+        let r = FileSpecs::parse(&specs, &ws)
+            .unwrap()
+            .resolve(false, &NoSkip)
+            .unwrap();
+        r.entries
+            .iter()
+            .map(|(p, md)| match marked_dir(p, md.as_ref()) {
+                Some(d) => format!("{}/", String::from_utf8_lossy(&ws.key_of(d))),
+                None => String::from_utf8_lossy(&ws.key_of(p)).into_owned(),
+            })
+            .collect()
+    }
+
     #[test]
-    fn every_hashing_path_agrees_with_blake3() {
+    fn directory_specs_list_their_directories_and_globs_do_not() {
         let dir = tempfile::tempdir().unwrap();
-        // Sizes around each threshold: small read, chunked, overlapped (two threads).
-        for size in [
-            0usize,
-            100,
-            (1 << 20) + 3,
-            (16 << 20) + 5,
-            (64 << 20) + (16 << 20) + 7,
-        ] {
-            let data: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-            let p = dir.path().join(format!("f{size}"));
-            std::fs::write(&p, &data).unwrap();
-            let want = *blake3::hash(&data).as_bytes();
-            assert_eq!(
-                hash_file(&p, size as u64).unwrap(),
-                want,
-                "hash_file {size}"
-            );
-            assert_eq!(
-                hash_file_streaming(&p, size as u64).unwrap(),
-                want,
-                "streaming {size}"
-            );
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("d/empty")).unwrap();
+        std::fs::create_dir_all(root.join("d/ign")).unwrap();
+        std::fs::create_dir_all(root.join("d/x.o")).unwrap();
+        std::fs::write(root.join("d/a.c"), "a").unwrap();
+        std::fs::write(root.join("d/.gitignore"), "ign/\n").unwrap();
+        std::os::unix::fs::symlink("d", root.join("dl")).unwrap();
+        assert_eq!(
+            resolved_keys(root, &["d/", "!*.o"]),
+            ["d/", "d/.gitignore", "d/a.c", "d/empty/"]
+        );
+        assert_eq!(
+            resolved_keys(root, &["dl"]),
+            ["dl", "dl/.gitignore", "dl/a.c", "dl/empty/", "dl/x.o/"]
+        );
+        assert_eq!(resolved_keys(root, &["d/**/*.c"]), ["d/a.c"]);
+        assert_eq!(resolved_keys(root, &["dl/*.c"]), ["dl", "dl/a.c"]);
+    }
+
+    /// Outputs are declared by their real path: a walk through a link must skip them
+    /// where they really are.
+    #[test]
+    fn walk_through_a_link_skips_outputs_at_their_real_path() {
+        struct SkipOut(PathBuf);
+        impl Skip for SkipOut {
+            fn skip(&self, abs: &Path) -> bool {
+                abs.starts_with(&self.0)
+            }
         }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        std::fs::write(root.join("out/o"), "o").unwrap();
+        std::fs::write(root.join("in"), "i").unwrap();
+        std::os::unix::fs::symlink(".", root.join("here")).unwrap();
+        let ws = Workspace {
+            root: root.to_path_buf(),
+            cwd: root.to_path_buf(),
+        };
+        let specs = FileSpecs::parse(&["here/".into()], &ws).unwrap();
+        let r = specs.resolve(false, &SkipOut(root.join("out"))).unwrap();
+        let keys: Vec<String> = r
+            .entries
+            .iter()
+            .map(|(p, _)| String::from_utf8_lossy(&ws.key_of(p)).into_owned())
+            .collect();
+        assert_eq!(keys, ["here", "here/here", "here/in"]);
     }
 
     #[test]
@@ -708,26 +565,5 @@ mod tests {
         assert_eq!(split_glob("src/**/*.c"), ("src".into(), "**/*.c".into()));
         assert_eq!(split_glob("*.c"), (".".into(), "*.c".into()));
         assert_eq!(split_glob("/a/b/*.c"), ("/a/b".into(), "*.c".into()));
-    }
-
-    #[test]
-    fn stat_cache_roundtrip() {
-        let mut c = StatCache::default();
-        c.entries.push((
-            b"/x".to_vec(),
-            StatEntry {
-                dev: 1,
-                ino: 2,
-                size: 3,
-                mtime_ns: 4,
-                ctime_ns: 5,
-                mode: 0o644,
-                hash: [7; 32],
-                hashed_at_ns: 8,
-            },
-        ));
-        let d = StatCache::decode(&c.encode()).unwrap();
-        assert_eq!(d.entries, c.entries);
-        assert!(StatCache::decode(&c.encode()[..10]).is_err());
     }
 }

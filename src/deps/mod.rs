@@ -4,7 +4,9 @@
 
 pub mod env;
 pub mod files;
+pub mod hash;
 pub mod program;
+pub mod stat_cache;
 pub mod url;
 pub mod walk;
 

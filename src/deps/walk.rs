@@ -1,6 +1,7 @@
 //! Directory walks for file dependencies: parallel across subdirectories, one
-//! `fstatat` per entry relative to its directory (no full-path lookups), and the
-//! `.gitignore`/`.ignore` rules git and ripgrep apply. Symlinks are never followed.
+//! `fstatat` per file relative to its directory (no full-path lookups), and the
+//! `.gitignore`/`.ignore` rules git and ripgrep apply. Symlinks met on the way are never
+//! followed (the caller decides about the directory it starts from).
 
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
@@ -11,8 +12,24 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 use ignore::Match;
 use rayon::prelude::*;
 
-/// One walked non-directory entry and its `lstat`.
-pub type Entry = (PathBuf, Metadata);
+/// One walked entry.
+pub enum Entry {
+    /// Anything but a directory, with its `lstat`.
+    File(PathBuf, Metadata),
+    /// A directory the walk entered: its kind is known from `readdir`, so it costs no
+    /// `stat` (a hit over a deep tree must not pay one per directory).
+    Dir(PathBuf),
+}
+
+/// What a walk returns besides the files `keep` accepts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Dirs {
+    /// Only files: a glob matches files, and a directory no file lies in is no input.
+    Skip,
+    /// Also every subdirectory descended into (and kept): they make the membership of
+    /// the walked directories part of the state, empty ones included.
+    List,
+}
 
 /// Ignore rules in force in a directory: the matchers of it and its ancestors,
 /// deepest last.
@@ -99,12 +116,15 @@ impl Rules {
 }
 
 /// Walks `dir` and returns every non-directory entry that `keep` accepts, with its
-/// metadata, in no particular order. `prune` stops descent into a directory.
+/// metadata, in no particular order. `prune` stops descent into a directory. With
+/// `Dirs::List`, every subdirectory descended into that `keep` accepts is returned
+/// too (no system call more than the walk makes anyway).
 pub fn walk(
     dir: &Path,
     rules: &Rules,
     keep: &(dyn Fn(&Path) -> bool + Sync),
     prune: &(dyn Fn(&Path) -> bool + Sync),
+    dirs: Dirs,
 ) -> Result<Vec<Entry>> {
     let mut files = Vec::new();
     let mut subdirs = Vec::new();
@@ -139,6 +159,9 @@ pub fn walk(
             if rules.ignored(&path, true) || prune(&path) {
                 continue;
             }
+            if dirs == Dirs::List && keep(&path) {
+                files.push(Entry::Dir(path.clone()));
+            }
             subdirs.push(path);
         } else {
             if rules.ignored(&path, false) || !keep(&path) {
@@ -147,18 +170,18 @@ pub fn walk(
             // DirEntry::metadata is an fstatat on the open directory: one component
             // to resolve instead of the whole path.
             match entry.metadata() {
-                Ok(md) => files.push((path, md)),
+                Ok(md) => files.push(Entry::File(path, md)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
             }
         }
     }
     if subdirs.len() == 1 {
-        files.extend(walk(&subdirs[0], &rules, keep, prune)?);
+        files.extend(walk(&subdirs[0], &rules, keep, prune, dirs)?);
     } else if !subdirs.is_empty() {
         let nested: Vec<Vec<Entry>> = subdirs
             .par_iter()
-            .map(|d| walk(d, &rules, keep, prune))
+            .map(|d| walk(d, &rules, keep, prune, dirs))
             .collect::<Result<_>>()?;
         for mut n in nested {
             files.append(&mut n);

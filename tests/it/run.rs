@@ -621,3 +621,204 @@ fn input_edited_while_running_is_not_recorded() {
         "the first outcome must not have been recorded"
     );
 }
+
+/// `ls dir; cat dir/f`-like command that counts its runs (in `count`, outside `dir`).
+fn listing(dir: &str) -> Vec<String> {
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("echo run >> count; ls -p {dir}; cat {dir}/f 2>/dev/null; true"),
+    ]
+}
+
+fn run_listing(ws: &Ws, specs: &[&str], dir: &str) -> std::process::Output {
+    let cmd = listing(dir);
+    let mut a: Vec<&str> = Vec::new();
+    for s in specs {
+        a.extend(["-f", s]);
+    }
+    a.push("--");
+    a.extend(cmd.iter().map(String::as_str));
+    let o = ws.run(&a);
+    assert!(o.status.success(), "{}", stderr(&o));
+    o
+}
+
+#[test]
+fn directory_named_through_a_symlink_is_walked_with_and_without_slash() {
+    for spec in ["dl/", "dl"] {
+        let ws = Ws::new();
+        ws.write("realdir/f", "one");
+        ws.write("other/f", "two");
+        std::os::unix::fs::symlink("realdir", ws.path("dl")).unwrap();
+        let run = || run_listing(&ws, &[spec], "dl");
+        assert_eq!(run().stdout, b"f\none");
+        run();
+        assert_eq!(ws.count("count"), 1, "{spec}: unchanged target must hit");
+        ws.write("realdir/f", "two");
+        assert_eq!(run().stdout, b"f\ntwo", "{spec}: edit behind the link");
+        assert_eq!(ws.count("count"), 2);
+        // Same content behind another target: the link text is part of the state.
+        std::fs::remove_file(ws.path("dl")).unwrap();
+        std::os::unix::fs::symlink("other", ws.path("dl")).unwrap();
+        run();
+        assert_eq!(ws.count("count"), 3, "{spec}: retargeted link must miss");
+        // A dangling link is not the same as a link to an empty directory.
+        std::fs::remove_file(ws.path("other/f")).unwrap();
+        run();
+        run();
+        assert_eq!(ws.count("count"), 4, "{spec}: emptied target");
+        std::fs::remove_dir(ws.path("other")).unwrap();
+        run();
+        assert_eq!(ws.count("count"), 5, "{spec}: target removed");
+    }
+}
+
+#[test]
+fn glob_based_at_a_symlink_follows_it_and_keeps_its_text() {
+    let ws = Ws::new();
+    ws.write("realdir/a.c", "a");
+    ws.write("realdir/deep/b.c", "b");
+    ws.write("copy/a.c", "a");
+    ws.write("copy/deep/b.c", "b");
+    std::os::unix::fs::symlink("realdir", ws.path("dl")).unwrap();
+    let run = || run_listing(&ws, &["dl/**/*.c"], "dl");
+    run();
+    ws.write("realdir/deep/b.c", "changed");
+    run();
+    assert_eq!(ws.count("count"), 2, "an edit behind the link must miss");
+    ws.write("copy/deep/b.c", "changed");
+    std::fs::remove_file(ws.path("dl")).unwrap();
+    std::os::unix::fs::symlink("copy", ws.path("dl")).unwrap();
+    run();
+    assert_eq!(
+        ws.count("count"),
+        3,
+        "same files behind another target: miss"
+    );
+    // No membership for globs: a directory no glob matches is not an input.
+    std::fs::create_dir(ws.path("copy/empty")).unwrap();
+    ws.write("copy/notes.txt", "n");
+    run();
+    assert_eq!(ws.count("count"), 3, "glob-only spec: new dir must hit");
+}
+
+#[test]
+fn symlink_to_a_directory_outside_the_workspace_is_keyed_as_named() {
+    let ws = Ws::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("f"), "one").unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path("ext")).unwrap();
+    let run = || run_listing(&ws, &["ext/"], "ext");
+    assert_eq!(run().stdout, b"f\none");
+    run();
+    assert_eq!(ws.count("count"), 1);
+    std::fs::write(outside.path().join("f"), "two").unwrap();
+    let o = ws
+        .idem(&["explain", "-f", "ext/", "--"])
+        .args(listing("ext"))
+        .output()
+        .unwrap();
+    // The entry is keyed by the path as named, never by the target's absolute path.
+    assert!(stdout(&o).contains("file ext/f: changed"), "{}", stdout(&o));
+    assert!(
+        !stdout(&o).contains(&*outside.path().to_string_lossy()),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(run().stdout, b"f\ntwo");
+    assert_eq!(ws.count("count"), 2);
+}
+
+#[test]
+fn symlink_to_a_declared_output_directory_is_not_walked() {
+    let ws = Ws::new();
+    ws.write("src/a", "a");
+    std::fs::create_dir(ws.path("out")).unwrap();
+    std::os::unix::fs::symlink("out", ws.path("ol")).unwrap();
+    let cmd = [
+        "-f",
+        "ol/",
+        "-f",
+        "src/",
+        "-o",
+        "out/",
+        "--",
+        "sh",
+        "-c",
+        "echo run >> count; date +%N > out/stamp",
+    ];
+    let o = ws.run(&cmd);
+    assert!(!stderr(&o).contains("changed while"), "{}", stderr(&o));
+    ws.run(&cmd);
+    assert_eq!(ws.count("count"), 1, "outputs behind a link are not inputs");
+}
+
+#[test]
+fn directory_membership_is_part_of_the_state() {
+    let ws = Ws::new();
+    ws.write("data/f", "x");
+    ws.write("data/.gitignore", "build/\n");
+    std::fs::create_dir(ws.path("data/keep")).unwrap();
+    let run = || run_listing(&ws, &["data/"], "data");
+    run();
+    std::fs::create_dir(ws.path("data/build")).unwrap();
+    ws.write("data/build/obj", "o");
+    run();
+    assert_eq!(ws.count("count"), 1, "an ignored directory is not an input");
+
+    std::fs::create_dir(ws.path("data/sub")).unwrap();
+    let o = ws
+        .idem(&["explain", "-f", "data/", "--"])
+        .args(listing("data"))
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("file data/sub/: added"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(run().stdout, b"build/\nf\nkeep/\nsub/\nx");
+    assert_eq!(ws.count("count"), 2, "an empty directory added must miss");
+    run();
+    assert_eq!(ws.count("count"), 2);
+
+    std::fs::remove_dir(ws.path("data/keep")).unwrap();
+    assert_eq!(run().stdout, b"build/\nf\nsub/\nx");
+    assert_eq!(ws.count("count"), 3, "an empty directory removed must miss");
+
+    std::fs::remove_file(ws.path("data/f")).unwrap();
+    std::fs::create_dir(ws.path("data/f")).unwrap();
+    run();
+    assert_eq!(
+        ws.count("count"),
+        4,
+        "a file replaced by a directory must miss"
+    );
+
+    // Nested: membership of every walked directory, not only the top one.
+    std::fs::create_dir_all(ws.path("data/f/inner")).unwrap();
+    run();
+    assert_eq!(ws.count("count"), 5, "a nested empty directory must miss");
+}
+
+#[test]
+fn an_output_directory_created_inside_a_walked_directory_is_not_an_input() {
+    let ws = Ws::new();
+    let counts = tempfile::tempdir().unwrap();
+    let count = counts.path().join("count");
+    ws.write("src/a", "a");
+    let script = format!(
+        "echo run >> {}; mkdir -p build/objs; echo o > build/objs/a.o",
+        count.display()
+    );
+    let cmd = ["-f", ".", "-o", "build/", "--", "sh", "-c", &script];
+    let o = ws.run(&cmd);
+    assert!(!stderr(&o).contains("changed while"), "{}", stderr(&o));
+    ws.run(&cmd);
+    let runs = std::fs::read_to_string(&count).unwrap().lines().count();
+    assert_eq!(
+        runs, 1,
+        "the output directory is not part of the membership"
+    );
+}
