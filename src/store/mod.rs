@@ -3,6 +3,7 @@
 
 pub mod blobs;
 pub mod gc;
+pub mod hot;
 pub mod record;
 pub mod remote;
 pub mod sqlite;

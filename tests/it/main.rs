@@ -5,6 +5,7 @@
 mod agreement;
 mod commands;
 mod common;
+mod hot;
 mod outputs;
 mod remote;
 mod robustness;
