@@ -16,7 +16,7 @@
 #   --out FILE       where the markdown table goes
 #   --idem PATH      measure this idem binary instead of building one (A/B of a patch)
 #   --only LIST      comma-separated scenario groups to run:
-#                    hit,records,tree,big,memory,concurrency (default: all)
+#                    hit,records,tree,big,memory,concurrency,remote (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,7 +29,7 @@ KEEP=0
 WORKDIR=""
 OUT=""
 IDEM=""
-ONLY="hit,records,tree,big,memory,concurrency"
+ONLY="hit,records,tree,big,memory,concurrency,remote"
 
 die() {
     echo "bench: error: $*" >&2
@@ -81,6 +81,8 @@ if ((QUICK)); then
     RECORDS_MANY=10000
     RECORDS_FEW=1000
     CONCURRENT=50
+    REMOTE_BYTES=$((8 * MB))
+    REMOTE_FILES=20
     # rounds runs warmup, per class of scenario
     FAST=(1 1 0)
     MEDIUM=(1 1 0)
@@ -96,6 +98,8 @@ else
     RECORDS_MANY=1000000
     RECORDS_FEW=1000
     CONCURRENT=200
+    REMOTE_BYTES=$((100 * MB))
+    REMOTE_FILES=1000
     FAST=(6 40 5)
     MEDIUM=(4 8 2)
     SLOW=(3 3 1)
@@ -402,6 +406,131 @@ if want concurrency; then
         --note "each run: idem run -- sh -c 'echo N'; error = non-zero exit, wrong stdout, a warning or a lost record" \
         "$WORK/conc.json"
     rm -rf "$C"
+fi
+
+# ======================================================================== 7. remote
+# A hit served by the remote tier (local cache emptied before each run, so the record
+# and its blobs come over loopback, are verified and replayed) against the raw
+# transfer of the same bytes with the stock client; and the upload of a miss against
+# the raw upload. Needs redis-server/redis-cli and nginx (WebDAV PUT) + curl; a
+# missing server skips its rows with a warning.
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() {
+    local port=$1 i
+    for ((i = 0; i < 200; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    die "nothing listens on 127.0.0.1:$port"
+}
+# remote_rows NAME TOOL URL HIT_PEER UPLOAD_PEER UPLOAD_PEER_PREP CLEAR_REMOTE FILES_PEER
+remote_rows() {
+    local name=$1 tool=$2 url=$3 hit_peer=$4 up_peer=$5 up_prep=$6 clear=$7 files_peer=$8
+    local C="$WORK/cache-remote-$name" O="$WORK/remote-out"
+    (cd "$WORK" && "$IDEM" run --cache-dir "$C" --remote "$url" -- cat "$ROUT" >/dev/null)
+    rm -rf "$C"
+    (cd "$WORK" && "$IDEM" run -v --cache-dir "$C" --remote "$url" -- cat "$ROUT" 2>&1 >/dev/null) |
+        grep -q "from the remote" || die "expected a remote hit from $name"
+    (cd "$WORK" && measure "remote-$name-hit" "${SLOW[*]}" \
+        idem "rm -rf $C" "$IDEM run --cache-dir $C --remote $url -- cat $ROUT" \
+        raw true "$hit_peer")
+    python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-hit" --kind ratio --max 1.5 \
+        --scenario "$name remote hit, $((REMOTE_BYTES / MB)) MB of stdout (local cache empty)" --target "≤ 1.5" \
+        --idem idem --peer raw --peer-label "$tool of the same bytes" "$JSON"/remote-"$name"-hit.*.json
+    # REMOTE_FILES output files, restored from the remote.
+    local files_cmd="sh -c 'rm -rf $O && cp -r $WORK/remote-src $O'"
+    (cd "$WORK" && "$IDEM" run --cache-dir "$C" --remote "$url" -o "$O" -- sh -c "rm -rf $O && cp -r $WORK/remote-src $O")
+    (cd "$WORK" && measure "remote-$name-files" "${SLOW[*]}" \
+        idem "rm -rf $C $O" "$IDEM run --cache-dir $C --remote $url -o $O -- $files_cmd" \
+        raw "sh -c 'rm -rf $WORK/raw-files && mkdir -p $WORK/raw-files'" "$files_peer")
+    [[ $(find "$O" -type f | wc -l) -eq $REMOTE_FILES ]] || die "the $name remote did not restore $REMOTE_FILES files"
+    python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-files" --kind ratio --max 1.5 \
+        --scenario "$name remote hit, $REMOTE_FILES output files (local cache empty)" --target "≤ 1.5" \
+        --idem idem --peer raw --peer-label "$tool of the same files" "$JSON"/remote-"$name"-files.*.json
+    (cd "$WORK" && measure "remote-$name-up" "${SLOW[*]}" \
+        idem "sh -c 'rm -rf $C && $clear'" "$IDEM run --cache-dir $C --remote $url -- cat $ROUT" \
+        raw "$up_prep" "$up_peer")
+    python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-up" --kind ratio --max 1.5 \
+        --scenario "$name upload: miss recording $((REMOTE_BYTES / MB)) MB of stdout" --target "≤ 1.5" \
+        --idem idem --peer raw --peer-label "$tool upload of the same bytes" \
+        --note "idem also runs the command, captures, hashes and stores locally" "$JSON"/remote-"$name"-up.*.json
+    rm -rf "$C" "$O" "$WORK/raw-files"
+}
+
+if want remote; then
+    ROUT="$WORK/remote.bin"
+    python3 "$LIB" gen-file "$ROUT" "$REMOTE_BYTES"
+    mkdir -p "$WORK/remote-src"
+    python3 "$LIB" gen-tree "$WORK/remote-src" "$REMOTE_FILES" "$((REMOTE_FILES * 10240))" >/dev/null
+    PIDS=()
+    if command -v redis-server >/dev/null && command -v redis-cli >/dev/null; then
+        say "scenario: remote hits and upload through Redis"
+        RP=$(free_port)
+        redis-server --port "$RP" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
+            >"$WORK/redis.log" 2>&1 &
+        PIDS+=($!)
+        wait_port "$RP"
+        RC="redis-cli -p $RP"
+        $RC -x SET bench:raw <"$ROUT" >/dev/null
+        # The raw peer of the file tree: one pipelined redis-cli reading every file.
+        (cd "$WORK/remote-src" && find . -type f | sort) | while read -r f; do
+            $RC -x SET "bench:f:$f" <"$WORK/remote-src/$f" >/dev/null
+            echo "GET bench:f:$f"
+        done >"$WORK/redis-gets"
+        remote_rows redis redis-cli "redis://127.0.0.1:$RP/0" "$RC --raw GET bench:raw" \
+            "sh -c '$RC -x SET bench:up < $ROUT'" "$RC DEL bench:up" \
+            "$RC --scan --pattern idem:* | xargs -r $RC DEL >/dev/null" \
+            "sh -c '$RC --raw < $WORK/redis-gets > $WORK/raw-files/all'"
+    else
+        say "warning: redis-server/redis-cli not installed: Redis rows skipped"
+    fi
+    if command -v nginx >/dev/null && command -v curl >/dev/null; then
+        say "scenario: remote hits and upload through HTTP (nginx WebDAV)"
+        NG="$WORK/nginx"
+        mkdir -p "$NG/www/raw"
+        NP=$(free_port)
+        cat >"$NG/nginx.conf" <<NGINX
+daemon off;
+master_process off;
+worker_processes 1;
+pid $NG/nginx.pid;
+error_log $NG/error.log;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $NG/body;
+  proxy_temp_path $NG/proxy;
+  fastcgi_temp_path $NG/fastcgi;
+  uwsgi_temp_path $NG/uwsgi;
+  scgi_temp_path $NG/scgi;
+  server {
+    listen 127.0.0.1:$NP;
+    root $NG/www;
+    client_max_body_size 0;
+    location / { dav_methods PUT DELETE; create_full_put_path on; dav_access user:rw; }
+  }
+}
+NGINX
+        nginx -p "$NG" -c "$NG/nginx.conf" -e "$NG/error.log" >"$NG/out.log" 2>&1 &
+        PIDS+=($!)
+        wait_port "$NP"
+        H="http://127.0.0.1:$NP"
+        cp "$ROUT" "$NG/www/raw/remote.bin"
+        cp -r "$WORK/remote-src" "$NG/www/raw/src"
+        # The raw peer of the file tree: one curl, one connection, every file to disk.
+        (cd "$WORK/remote-src" && find . -type f | sort) | while read -r f; do
+            printf 'url = "%s/raw/src/%s"\noutput = "%s/raw-files/%s"\n' "$H" "${f#./}" "$WORK" "${f#./}"
+        done >"$WORK/curl-files"
+        remote_rows http curl "$H/cache/" "curl -s -o $WORK/raw.out $H/raw/remote.bin" \
+            "curl -s -T $ROUT $H/raw/up.bin" "rm -f $NG/www/raw/up.bin" \
+            "rm -rf $NG/www/cache" \
+            "curl -s --create-dirs -K $WORK/curl-files"
+    else
+        say "warning: nginx or curl not installed: HTTP rows skipped"
+    fi
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK/remote-src" "$ROUT"
 fi
 
 # -------------------------------------------------------------------------- report

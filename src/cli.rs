@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 fn long_version() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), " (cache schema 1, key schema 1)")
+    concat!(env!("CARGO_PKG_VERSION"), " (cache schema 2, key schema 1)")
 }
 
 #[derive(Parser, Debug)]

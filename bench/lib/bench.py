@@ -58,7 +58,13 @@ def cmd_gen_tree(a):
 
 
 def cmd_clear_stat_cache(a):
-    """Empties idem's stat cache and nothing else (the record stays)."""
+    """Empties idem's stat cache and nothing else (the record stays): the per-task
+    `hot/*.stat` files, and the `stat_cache` table older idems kept (for --idem A/B)."""
+    hot = os.path.join(os.path.dirname(a.db), "hot")
+    if os.path.isdir(hot):
+        for name in os.listdir(hot):
+            if name.endswith(".stat"):
+                os.unlink(os.path.join(hot, name))
     con = sqlite3.connect(a.db, timeout=60)
     con.execute("DELETE FROM stat_cache")
     con.commit()

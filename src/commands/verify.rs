@@ -56,6 +56,10 @@ pub fn run(args: &VerifyArgs) -> Result<i32> {
         .db
         .delete_records(&ids)
         .context("cannot drop the broken records")?;
+    cache
+        .db
+        .invalidate_hot()
+        .context("cannot remove the hot files")?;
     // Now unreferenced: remove corrupt files so no future write deduplicates into them.
     let (removed, _) = gc::sweep(&mut cache, bad_blobs, crate::ui::progress::Mode::Never)?;
     if args.json {

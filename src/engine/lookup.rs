@@ -11,7 +11,7 @@ use super::{CacheControl, Failures, Policy, Task};
 use crate::deps;
 use crate::store::record::Record;
 use crate::store::remote::Tier as Shared;
-use crate::store::{Cache, Tier};
+use crate::store::{hot, Cache, Tier};
 use crate::ui::units;
 
 /// What a run with this task, policy and snapshot would do.
@@ -120,7 +120,7 @@ pub fn lookup(
     }
     let state_key = snap.state_key();
     let mut tier = Tier::Local;
-    let mut found = cache.db.lookup_for_replay(&task.key, &state_key)?;
+    let mut found = local(cache, &task.key, &state_key)?;
     if found.is_none() {
         if let Some(r) = remote {
             found = r.lookup(cache, &task.ws, &task.key, &state_key);
@@ -138,6 +138,26 @@ pub fn lookup(
         }));
     }
     judge(policy, cache, id, rec, tier, now_ns)
+}
+
+/// The local record for (task, state): from the task's hot file when it has it (no
+/// SQLite), else from the database, refreshing the hot file so the next hit skips it.
+fn local(
+    cache: &mut Cache,
+    task_key: &[u8; 32],
+    state_key: &[u8; 32],
+) -> Result<Option<(i64, Record)>> {
+    let in_hot = match hot::lookup(&cache.dir, task_key, state_key) {
+        hot::Found::Record(id, rec) => return Ok(Some((id, *rec))),
+        hot::Found::NotInFile { count } => count < hot::MAX_RECORDS,
+        hot::Found::NoFile => true,
+    };
+    let found = cache.db.lookup_for_replay(task_key, state_key)?;
+    if found.is_some() && in_hot {
+        // Best effort: without a hot file the next hit only pays for SQLite again.
+        let _ = cache.db.refresh_hot(task_key);
+    }
+    Ok(found)
 }
 
 /// A found record: too old, not replayable, or a hit.

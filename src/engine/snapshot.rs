@@ -167,11 +167,11 @@ pub fn snapshot(task: &Task, policy: &Policy, probe: Probe<'_>) -> Result<Snapsh
 }
 
 /// The task's stat cache from its last run (empty when there is none or it is corrupt).
+/// Read from its hot file: a hit never opens the database.
 pub fn load_stat_cache(cache: &Cache, task_key: &[u8; 32]) -> StatCache {
-    match cache.db.with_stat_cache(task_key, StatCache::decode) {
-        Ok(Some(Ok(c))) => c,
-        _ => StatCache::default(),
-    }
+    crate::store::hot::load_stat(&cache.dir, task_key)
+        .and_then(|data| StatCache::decode(&data).ok())
+        .unwrap_or_default()
 }
 
 /// Saves the snapshot's stat cache when it differs from `old` (a failure only warns:
@@ -180,7 +180,7 @@ pub fn save_stat_cache(cache: &mut Cache, task_key: &[u8; 32], snap: &StatCache,
     if snap.entries == old.entries {
         return;
     }
-    if let Err(e) = cache.db.save_stat_cache(task_key, &snap.encode()) {
+    if let Err(e) = crate::store::hot::save_stat(&cache.dir, task_key, &snap.encode()) {
         ui::warn(format!("cannot save the stat cache: {e:#}"));
     }
 }

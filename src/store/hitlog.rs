@@ -56,7 +56,7 @@ impl Db {
             let _ = f.read_to_end(&mut text);
         }
         let tx = self
-            .conn
+            .conn_mut()?
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         for line in text.split(|&b| b == b'\n') {
             let Some(HitLine {

@@ -4,6 +4,7 @@
 pub mod blobs;
 pub mod gc;
 pub mod hitlog;
+pub mod hot;
 pub mod private;
 pub mod record;
 pub mod remote;

@@ -2,6 +2,7 @@
 //! mode, a long busy timeout and short IMMEDIATE write transactions, so that many idem
 //! processes on one cache never fail with "database is locked". It never touches blobs.
 
+use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use super::Counter;
 
 /// The cache schema this idem writes. Older databases are migrated forward; newer ones
 /// are refused.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const MIGRATIONS: &[&str] = &[
     // v1
@@ -53,6 +54,10 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE TABLE stats(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
     CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
+    // v2: stat caches live in hot files (store/hot.rs), next to the hot record files
+    // every writer must keep in step with `records`; an idem that predates them must
+    // not write here, and the version bump makes it refuse the cache.
+    "DELETE FROM stat_cache;",
 ];
 
 /// Settings that do not persist in the file. WAL commits need no fsync with NORMAL
@@ -61,7 +66,7 @@ const MIGRATIONS: &[&str] = &[
 const PER_CONNECTION: &str = "PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456;";
 
 pub struct Db {
-    pub(super) conn: Connection,
+    conn: OnceCell<Connection>,
     pub path: PathBuf,
 }
 
@@ -87,28 +92,36 @@ pub struct RecordRow {
 }
 
 impl Db {
-    /// Opens (creating them private when new) the cache directory and its database.
-    /// A directory or database someone else owns or can write is refused
-    /// ([`super::private::UnsafeCache`]); the checks are one `stat` and one `lstat`.
+    /// A handle on the cache's database, whose directory and file are checked private
+    /// (one `stat` and one `lstat`; someone else's is refused with
+    /// [`super::private::UnsafeCache`]). Nothing is opened yet: the connection is made on
+    /// the first query, so a hit answered from the hot files never pays for SQLite.
     pub fn open(cache_dir: &Path) -> Result<Self> {
         super::private::ensure_dir(cache_dir)?;
         let path = cache_dir.join("idem.db");
         super::private::ensure_db_file(&path)?;
-        let conn = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
-                | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-        )
-        .map_err(|e| with_repair_hint(e.into(), &path))
-        .with_context(|| format!("cannot open cache database {}", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(120))?;
-        let mut db = Db { conn, path };
-        db.prepare()
-            .map_err(|e| with_repair_hint(e, &db.path))
-            .with_context(|| format!("cache database {}", db.path.display()))?;
-        Ok(db)
+        Ok(Db {
+            conn: OnceCell::new(),
+            path,
+        })
+    }
+
+    /// The connection, opened (and migrated) on first use.
+    pub(super) fn conn(&self) -> Result<&Connection> {
+        if let Some(c) = self.conn.get() {
+            return Ok(c);
+        }
+        let c = connect(&self.path)
+            .map_err(|e| with_repair_hint(e, &self.path))
+            .with_context(|| format!("cache database {}", self.path.display()))?;
+        Ok(self.conn.get_or_init(|| c))
+    }
+
+    pub(super) fn conn_mut(&mut self) -> Result<&mut Connection> {
+        self.conn()?;
+        self.conn
+            .get_mut()
+            .context("the connection was opened by conn() just above")
     }
 
     /// Opens the database and folds the hit log into it, so counters and LRU times
@@ -126,7 +139,7 @@ impl Db {
     pub fn open_checked(cache_dir: &Path) -> Result<Self> {
         let mut db = Self::open(cache_dir)?;
         let verdict: String = db
-            .conn
+            .conn()?
             .query_row("PRAGMA quick_check(1)", [], |r| r.get(0))
             .map_err(|e| with_repair_hint(e.into(), &db.path))?;
         if verdict != "ok" {
@@ -149,64 +162,6 @@ impl Db {
         self.path.with_file_name("hits.log")
     }
 
-    fn prepare(&mut self) -> Result<()> {
-        let version: i64 = self
-            .conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            bail!(
-                "was written by a newer idem (cache schema {version}, this idem knows {SCHEMA_VERSION}): upgrade idem or use another --cache-dir"
-            );
-        }
-        if version < SCHEMA_VERSION {
-            // First use (or an upgrade): one process at a time switches to WAL and
-            // migrates; SQLite's busy handler does not cover the journal-mode switch,
-            // so concurrent first runs could otherwise fail with "database is locked".
-            let lock_path = self.path.with_file_name("init.lock");
-            let lock = super::private::open_rw(&lock_path, false)?;
-            crate::lease::flock(&lock, true)
-                .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-            let version: i64 = self
-                .conn
-                .query_row("PRAGMA user_version", [], |r| r.get(0))?;
-            if version >= SCHEMA_VERSION {
-                self.conn.execute_batch(PER_CONNECTION)?;
-                return Ok(());
-            }
-            if version == 0 {
-                // Large pages: a record or stat cache of a 10,000-file task is ~1 MB,
-                // read in ~20 page reads instead of ~300. Only possible before WAL.
-                self.conn.execute_batch("PRAGMA page_size=65536; VACUUM;")?;
-            }
-            let mode: String = self
-                .conn
-                .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                bail!("cannot switch to WAL mode (got {mode})");
-            }
-            self.migrate()?;
-        }
-        self.conn.execute_batch(PER_CONNECTION)?;
-        Ok(())
-    }
-
-    fn migrate(&mut self) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version > SCHEMA_VERSION {
-            bail!("was written by a newer idem (cache schema {version})");
-        }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            tx.execute_batch(sql)
-                .with_context(|| format!("migration to schema {}", i + 1))?;
-        }
-        tx.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
-        tx.commit()?;
-        Ok(())
-    }
-
     fn decode_row(id: i64, data: Vec<u8>) -> Result<(i64, Record)> {
         let rec = Record::decode(&data).with_context(|| format!("record {id} is corrupt"))?;
         Ok((id, rec))
@@ -223,7 +178,7 @@ impl Db {
         // Decoded straight from SQLite's buffer: a large task's record is ~1 MB that a
         // copy into a Vec would only allocate and drop again.
         let row: Option<(i64, Result<Record>)> = self
-            .conn
+            .conn()?
             .prepare_cached("SELECT id, data FROM records WHERE task_key=?1 AND state_key=?2")
             .and_then(|mut stmt| {
                 stmt.query_row(params![&task_key[..], &state_key[..]], |r| {
@@ -271,7 +226,7 @@ impl Db {
     /// The newest record of a task, whatever its state (for explain and -v).
     pub fn latest_for_task(&self, task_key: &[u8; 32]) -> Result<Option<(i64, Record)>> {
         let row: Option<(i64, Vec<u8>)> = self
-            .conn
+            .conn()?
             .prepare_cached(
                 "SELECT id, data FROM records WHERE task_key=?1 ORDER BY created_ns DESC, id DESC LIMIT 1",
             )?
@@ -283,7 +238,7 @@ impl Db {
     /// The newest successful record made under an execution key.
     pub fn latest_for_exec_key(&self, key: &str) -> Result<Option<(i64, Record)>> {
         let row: Option<(i64, Vec<u8>)> = self
-            .conn
+            .conn()?
             .prepare_cached(
                 "SELECT id, data FROM records WHERE exec_key=?1 ORDER BY created_ns DESC, id DESC LIMIT 1",
             )?
@@ -294,7 +249,7 @@ impl Db {
 
     pub fn record_by_id(&self, id: i64) -> Result<Option<Record>> {
         let row: Option<Vec<u8>> = self
-            .conn
+            .conn()?
             .prepare_cached("SELECT data FROM records WHERE id=?1")?
             .query_row(params![id], |r| r.get(0))
             .optional()?;
@@ -306,7 +261,7 @@ impl Db {
     /// dependency list, which can be a megabyte. A corrupt row has no task.
     pub fn task_of(&self, id: i64) -> Result<Option<String>> {
         let row: Option<Vec<u8>> = self
-            .conn
+            .conn()?
             .prepare_cached("SELECT data FROM records WHERE id=?1")?
             .query_row(params![id], |r| r.get(0))
             .optional()?;
@@ -329,8 +284,9 @@ impl Db {
         exec: Option<(&str, &[u8], &str)>,
     ) -> Result<i64> {
         let data = rec.encode();
+        let cache_dir = self.cache_dir();
         let tx = self
-            .conn
+            .conn_mut()?
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let old: Option<i64> = tx
             .query_row(
@@ -363,7 +319,7 @@ impl Db {
         // Checked while holding the write lock that gc's blob sweep also holds: either
         // gc saw this record's references (and kept the blobs) or the blobs are already
         // gone and the record is refused. A record never points at a missing blob.
-        let blobs = super::blobs::BlobStore::new(self.path.parent().unwrap_or(Path::new(".")));
+        let blobs = super::blobs::BlobStore::new(&cache_dir);
         for b in rec.blobs() {
             if !blobs.contains(&b) {
                 bail!(
@@ -385,18 +341,37 @@ impl Db {
                 params![key, identity, argv, rec.created_ns],
             )?;
         }
-        tx.commit()?;
+        rebuild_hot(&tx, &cache_dir, &rec.task_key)?;
+        commit_or_invalidate(tx, &cache_dir, &[rec.task_key])?;
         Ok(id)
     }
 
+    /// The cache directory this database lives in.
+    fn cache_dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    }
+
+    /// Rewrites a task's hot file from the database, under the write lock (a hit that
+    /// found its record here, not in the hot file).
+    pub fn refresh_hot(&mut self, task_key: &[u8; 32]) -> Result<()> {
+        let cache_dir = self.cache_dir();
+        let tx = self
+            .conn_mut()?
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        rebuild_hot(&tx, &cache_dir, task_key)?;
+        commit_or_invalidate(tx, &cache_dir, &[*task_key])
+    }
+
     pub fn add_stat(&mut self, counter: Counter, delta: i64) -> Result<()> {
-        add_stat(&self.conn, counter, delta)
+        add_stat(self.conn()?, counter, delta)
     }
 
     pub fn stat(&self, counter: Counter) -> Result<i64> {
         let name = counter.name();
         Ok(self
-            .conn
+            .conn()?
             .query_row(
                 "SELECT value FROM stats WHERE name=?1",
                 params![name],
@@ -406,35 +381,9 @@ impl Db {
             .unwrap_or(0))
     }
 
-    pub fn load_stat_cache(&self, task_key: &[u8; 32]) -> Result<Option<Vec<u8>>> {
-        self.with_stat_cache(task_key, <[u8]>::to_vec)
-    }
-
-    /// Runs `f` on a task's stored stat cache without copying it out of SQLite.
-    pub fn with_stat_cache<T>(
-        &self,
-        task_key: &[u8; 32],
-        f: impl FnOnce(&[u8]) -> T,
-    ) -> Result<Option<T>> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT data FROM stat_cache WHERE task_key=?1")?
-            .query_row(params![&task_key[..]], |r| {
-                Ok(f(r.get_ref(0)?.as_blob()?))
-            })
-            .optional()?)
-    }
-
-    pub fn save_stat_cache(&mut self, task_key: &[u8; 32], data: &[u8]) -> Result<()> {
-        self.conn
-            .prepare_cached("INSERT OR REPLACE INTO stat_cache(task_key, data) VALUES (?1, ?2)")?
-            .execute(params![&task_key[..], data])?;
-        Ok(())
-    }
-
     pub fn exec_key(&self, key: &str) -> Result<Option<ExecKeyRow>> {
         Ok(self
-            .conn
+            .conn()?
             .query_row(
                 "SELECT identity, argv, successes FROM exec_keys WHERE key=?1",
                 params![key],
@@ -450,13 +399,29 @@ impl Db {
     }
 
     /// Deletes records (and their blob references) by id, in one transaction.
+    /// Their tasks' hot files are removed in the same transaction.
     pub fn delete_records(&mut self, ids: &[i64]) -> Result<()> {
+        let cache_dir = self.cache_dir();
         let tx = self
-            .conn
+            .conn_mut()?
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut tasks = std::collections::BTreeSet::new();
         for id in ids {
+            let task: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT task_key FROM records WHERE id=?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(key) = task.and_then(|t| <[u8; 32]>::try_from(t.as_slice()).ok()) {
+                tasks.insert(key);
+            }
             tx.execute("DELETE FROM record_blobs WHERE record_id=?1", params![id])?;
             tx.execute("DELETE FROM records WHERE id=?1", params![id])?;
+        }
+        for key in &tasks {
+            super::hot::invalidate(&cache_dir, key)?;
         }
         tx.commit()?;
         Ok(())
@@ -470,7 +435,7 @@ impl Db {
         let sql = format!(
             "SELECT id, created_ns, last_used_ns, hits, size, exit_code, duration_ns, argv FROM records {sql_tail}"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        let mut stmt = self.conn()?.prepare(&sql)?;
         let rows = stmt
             .query_map(args, |r| {
                 Ok(RecordRow {
@@ -515,12 +480,12 @@ pub struct LruRow {
 
 impl Db {
     pub fn cache_size(&self) -> Result<CacheSize> {
-        let (records, record_bytes): (i64, i64) = self.conn.query_row(
+        let (records, record_bytes): (i64, i64) = self.conn()?.query_row(
             "SELECT COUNT(*), COALESCE(SUM(length(data)), 0) FROM records",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let (blobs, blob_bytes): (i64, i64) = self.conn.query_row(
+        let (blobs, blob_bytes): (i64, i64) = self.conn()?.query_row(
             "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM (SELECT hash, MAX(size) AS size FROM record_blobs GROUP BY hash)",
             [],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -536,13 +501,13 @@ impl Db {
     /// The oldest last-use time of any record (an index lookup).
     pub fn oldest_use_ns(&self) -> Result<Option<i64>> {
         Ok(self
-            .conn
+            .conn()?
             .query_row("SELECT MIN(last_used_ns) FROM records", [], |r| r.get(0))?)
     }
 
     /// Every record, least recently used first.
     pub fn lru_rows(&self) -> Result<Vec<LruRow>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn()?.prepare(
             "SELECT id, last_used_ns, length(data) FROM records ORDER BY last_used_ns ASC, id ASC",
         )?;
         let rows = stmt
@@ -560,7 +525,7 @@ impl Db {
     /// Every (record id, blob hash, size) reference.
     pub fn blob_refs(&self) -> Result<Vec<(i64, [u8; 32], u64)>> {
         let mut stmt = self
-            .conn
+            .conn()?
             .prepare("SELECT record_id, hash, size FROM record_blobs")?;
         let rows = stmt
             .query_map([], |r| {
@@ -582,7 +547,7 @@ impl Db {
     /// Ids of the records that reference a blob.
     pub fn records_with_blob(&self, hash: &[u8; 32]) -> Result<Vec<i64>> {
         let mut stmt = self
-            .conn
+            .conn()?
             .prepare_cached("SELECT record_id FROM record_blobs WHERE hash=?1")?;
         let ids = stmt
             .query_map(params![&hash[..]], |r| r.get(0))?
@@ -593,7 +558,7 @@ impl Db {
     /// Ids of a task's records.
     pub fn records_of_task(&self, task_key: &[u8; 32]) -> Result<Vec<i64>> {
         let mut stmt = self
-            .conn
+            .conn()?
             .prepare("SELECT id FROM records WHERE task_key=?1")?;
         let ids = stmt
             .query_map(params![&task_key[..]], |r| r.get(0))?
@@ -604,7 +569,7 @@ impl Db {
     /// Ids of the records made under an execution key.
     pub fn records_of_exec_key(&self, key: &str) -> Result<Vec<i64>> {
         let mut stmt = self
-            .conn
+            .conn()?
             .prepare("SELECT id FROM records WHERE exec_key=?1")?;
         let ids = stmt
             .query_map(params![key], |r| r.get(0))?
@@ -615,36 +580,46 @@ impl Db {
     /// Forgets an execution key's run count; true when it existed.
     pub fn delete_exec_key(&mut self, key: &str) -> Result<bool> {
         Ok(self
-            .conn
+            .conn()?
             .execute("DELETE FROM exec_keys WHERE key=?1", params![key])?
             > 0)
     }
 
     pub fn delete_stat_cache(&mut self, task_key: &[u8; 32]) -> Result<()> {
-        self.conn.execute(
-            "DELETE FROM stat_cache WHERE task_key=?1",
-            params![&task_key[..]],
-        )?;
-        Ok(())
+        super::hot::forget_stat(&self.cache_dir(), task_key)
     }
 
     /// Every record, the hashes they reference, execution keys and stat caches; the
     /// counters are kept. Blob files are the caller's to sweep afterwards.
     pub fn clear_all(&mut self) -> Result<u64> {
+        let cache_dir = self.cache_dir();
         let tx = self
-            .conn
+            .conn_mut()?
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n: i64 = tx.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?;
         tx.execute_batch(
             "DELETE FROM record_blobs; DELETE FROM records; DELETE FROM exec_keys; DELETE FROM stat_cache;",
         )?;
+        super::hot::invalidate_all(&cache_dir, false)?;
         tx.commit()?;
         Ok(n as u64)
     }
 
+    /// Removes every hot record file under the write lock (`verify`); hits rebuild them
+    /// from the database.
+    pub fn invalidate_hot(&mut self) -> Result<()> {
+        let cache_dir = self.cache_dir();
+        let tx = self
+            .conn_mut()?
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        super::hot::invalidate_all(&cache_dir, true)?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Resets every counter.
     pub fn zero_stats(&mut self) -> Result<()> {
-        self.conn.execute("DELETE FROM stats", [])?;
+        self.conn()?.execute("DELETE FROM stats", [])?;
         Ok(())
     }
 
@@ -652,7 +627,7 @@ impl Db {
     /// last claim is older than `interval_ns` or absent; false otherwise.
     pub fn claim_interval(&mut self, name: &str, now_ns: i64, interval_ns: i64) -> Result<bool> {
         let tx = self
-            .conn
+            .conn_mut()?
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let last: Option<String> = tx
             .query_row("SELECT value FROM meta WHERE name=?1", params![name], |r| {
@@ -676,7 +651,7 @@ impl Db {
     /// Raw encoded records by id (verify decodes them itself to report corrupt ones).
     pub fn record_data(&self) -> Result<Vec<(i64, Vec<u8>)>> {
         let mut stmt = self
-            .conn
+            .conn()?
             .prepare("SELECT id, data FROM records ORDER BY id")?;
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -692,7 +667,7 @@ impl Db {
         not_task: &[u8; 32],
     ) -> Result<Option<(i64, Record)>> {
         let row: Option<(i64, Vec<u8>)> = self
-            .conn
+            .conn()?
             .query_row(
                 "SELECT id, data FROM records WHERE argv=?1 AND task_key<>?2 ORDER BY created_ns DESC, id DESC LIMIT 1",
                 params![argv, &not_task[..]],
@@ -705,7 +680,7 @@ impl Db {
     /// Every distinct (hash, size) referenced by a record.
     pub fn referenced_blobs(&self) -> Result<Vec<([u8; 32], u64)>> {
         let mut stmt = self
-            .conn
+            .conn()?
             .prepare("SELECT hash, MAX(size) FROM record_blobs GROUP BY hash")?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?
@@ -728,7 +703,7 @@ impl Db {
         mut f: impl FnMut(&[u8; 32], bool) -> Result<()>,
     ) -> Result<()> {
         let tx = self
-            .conn
+            .conn_mut()?
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .context("cannot lock the cache database for gc")?;
         for hash in hashes {
@@ -752,5 +727,108 @@ pub(super) fn add_stat(conn: &Connection, counter: Counter, delta: i64) -> Resul
         "INSERT INTO stats(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
     )?
     .execute(params![name, delta])?;
+    Ok(())
+}
+
+/// Opens the database file, switching a new one to WAL and migrating an old one.
+fn connect(path: &Path) -> Result<Connection> {
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
+    )
+    .with_context(|| format!("cannot open cache database {}", path.display()))?;
+    conn.busy_timeout(Duration::from_secs(120))?;
+    prepare(&mut conn, path)?;
+    Ok(conn)
+}
+
+fn prepare(conn: &mut Connection, path: &Path) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        bail!(
+            "was written by a newer idem (cache schema {version}, this idem knows {SCHEMA_VERSION}): upgrade idem or use another --cache-dir"
+        );
+    }
+    if version < SCHEMA_VERSION {
+        // First use (or an upgrade): one process at a time switches to WAL and
+        // migrates; SQLite's busy handler does not cover the journal-mode switch,
+        // so concurrent first runs could otherwise fail with "database is locked".
+        let lock_path = path.with_file_name("init.lock");
+        let lock = super::private::open_rw(&lock_path, false)?;
+        crate::lease::flock(&lock, true)
+            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version >= SCHEMA_VERSION {
+            conn.execute_batch(PER_CONNECTION)?;
+            return Ok(());
+        }
+        if version == 0 {
+            // Large pages: a record or stat cache of a 10,000-file task is ~1 MB,
+            // read in ~20 page reads instead of ~300. Only possible before WAL.
+            conn.execute_batch("PRAGMA page_size=65536; VACUUM;")?;
+        }
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            bail!("cannot switch to WAL mode (got {mode})");
+        }
+        migrate(conn)?;
+    }
+    conn.execute_batch(PER_CONNECTION)?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        bail!("was written by a newer idem (cache schema {version})");
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(sql)
+            .with_context(|| format!("migration to schema {}", i + 1))?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Inside a write transaction: rewrites a task's hot file from its newest records. If
+/// the file cannot be written it is removed; if it cannot be removed either, the error
+/// aborts the transaction (a hot file must never disagree with the database).
+fn rebuild_hot(conn: &Connection, cache_dir: &Path, task_key: &[u8; 32]) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, data FROM records WHERE task_key=?1 ORDER BY created_ns DESC, id DESC LIMIT ?2",
+    )?;
+    let mut rows = stmt.query(params![&task_key[..], super::hot::MAX_RECORDS as i64])?;
+    let mut recs = Vec::new();
+    while let Some(row) = rows.next()? {
+        // A corrupt record stays out: its lookup falls through to SQLite, which
+        // reports it.
+        if let Ok(rec) = Record::decode_for_replay(row.get_ref(1)?.as_blob()?) {
+            recs.push((row.get::<_, i64>(0)?, rec));
+        }
+    }
+    if super::hot::write_records(cache_dir, task_key, &recs).is_err() {
+        super::hot::invalidate(cache_dir, task_key)?;
+    }
+    Ok(())
+}
+
+/// Commits; if the commit fails, the hot files written inside the transaction are
+/// removed, since they may name records that are not in the database.
+fn commit_or_invalidate(
+    tx: rusqlite::Transaction<'_>,
+    cache_dir: &Path,
+    tasks: &[[u8; 32]],
+) -> Result<()> {
+    if let Err(e) = tx.commit() {
+        for key in tasks {
+            let _ = super::hot::invalidate(cache_dir, key);
+        }
+        return Err(e.into());
+    }
     Ok(())
 }

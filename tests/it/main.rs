@@ -12,6 +12,7 @@ mod common;
 mod crash;
 mod faults;
 mod hostile;
+mod hot;
 mod keys;
 mod outputs;
 mod procs;

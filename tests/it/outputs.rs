@@ -125,6 +125,9 @@ fn tamper_outputs(ws: &Ws, f: impl Fn(&mut Vec<idem::store::record::OutputEntry>
         rusqlite::params![rec.encode(), id],
     )
     .unwrap();
+    // The tampered row must be what the next hit reads: drop the hot files (rebuilt from
+    // the database by that hit).
+    std::fs::remove_dir_all(ws.cache.join("hot")).unwrap();
 }
 
 #[test]
