@@ -11,8 +11,9 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::common::servers::Redis;
 use crate::common::Ws;
-use crate::procs::{RedisServer, Tracked};
+use crate::procs::Tracked;
 use crate::rng::Rng;
 
 /// Prints 400 lines, one to stderr, writes two outputs, counts its runs; the version
@@ -135,7 +136,7 @@ fn verify_clean(ws: &Ws, context: &str) {
 fn sigkill_at_random_moments_never_leaves_a_broken_cache() {
     let mut rng = Rng::from_env(0xc4a5_4e55);
     let iters = crate::rng::iterations("IDEM_CRASH_ITERS", 40);
-    let redis = RedisServer::start();
+    let redis = Redis::start();
     let remote = redis.as_ref().map(|r| r.url());
     let ws = Ws::new();
     // A second machine: its own workspace and cache, the same remote.

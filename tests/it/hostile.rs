@@ -8,6 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::servers::Redis;
 use crate::common::Ws;
 
 fn task(ws: &Ws, name: &str, remote: &str) -> std::process::Output {
@@ -62,7 +63,7 @@ fn redis_keys(conn: &mut redis::Connection, pattern: &str) -> Vec<String> {
 
 #[test]
 fn records_served_under_another_tasks_id_are_never_replayed() {
-    let Some(redis) = crate::procs::RedisServer::start() else {
+    let Some(redis) = Redis::start() else {
         return;
     };
     let (a, b) = (Ws::new(), Ws::new());
@@ -105,7 +106,7 @@ fn records_served_under_another_tasks_id_are_never_replayed() {
 
 #[test]
 fn remote_blobs_whose_bytes_lie_are_never_replayed() {
-    let Some(redis) = crate::procs::RedisServer::start() else {
+    let Some(redis) = Redis::start() else {
         return;
     };
     let (a, b) = (Ws::new(), Ws::new());

@@ -1,13 +1,13 @@
 //! Process helpers for the crash, fault and soak suites: spawning idem so that the
 //! test can wait for it *and every process it started* to be gone (a pipe whose write
-//! end all of them inherit reaches EOF only then: no sleeps, no polling), and a
-//! redis-server on loopback whose readiness is read from its own log line.
+//! end all of them inherit reaches EOF only then: no sleeps, no polling). Servers are
+//! in common::servers.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdout, Command};
 
 /// A spawned process tree: `child` is idem; `wait_tree` returns once idem and every
 /// descendant that inherited fd 3 (the command, a background refresher) has exited.
@@ -62,71 +62,5 @@ impl Tracked {
             let _ = tree.read_to_end(&mut sink);
         }
         status
-    }
-}
-
-/// A redis-server on a free loopback port, killed on drop.
-pub struct RedisServer {
-    child: Child,
-    pub port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl RedisServer {
-    /// `None` (with a printed reason) when redis-server is missing, except under CI.
-    pub fn start() -> Option<RedisServer> {
-        let found = std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|d| d.join("redis-server").is_file())
-        });
-        if !found {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "redis-server is required in CI; .ci/run installs it"
-            );
-            eprintln!("skipping the redis part: redis-server not installed");
-            return None;
-        }
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--loglevel", "notice"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        let out = child.stdout.take().expect("piped");
-        let mut lines = BufReader::new(out).lines();
-        loop {
-            match lines.next() {
-                Some(Ok(l)) if l.contains("Ready to accept connections") => break,
-                Some(Ok(_)) => continue,
-                _ => panic!("redis-server exited before it was ready"),
-            }
-        }
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Some(RedisServer {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

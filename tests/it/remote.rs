@@ -5,10 +5,11 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::servers::{make_ca, resp, Nginx, Proc, Redis};
 use crate::common::{free_port, require_binary, stats, stderr, stdout, wait_until, Ws};
 use idem::store::record::{OutputEntry, Record};
 use idem::store::remote;
@@ -16,276 +17,23 @@ use idem::store::remote;
 // ---------------------------------------------------------------------------------
 // Servers
 
-/// A child server process, killed (and reaped) on drop.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command, log: PathBuf) -> Proc {
-        let out = std::fs::File::create(&log).expect("log file");
-        let err = out.try_clone().expect("log file");
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("spawn server");
-        Proc { child, log }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// One RESP command over a raw socket (readiness probes only).
-fn resp(port: u16, args: &[&str]) -> Option<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    let mut req = format!("*{}\r\n", args.len());
-    for a in args {
-        req.push_str(&format!("${}\r\n{a}\r\n", a.len()));
-    }
-    s.write_all(req.as_bytes()).ok()?;
-    let mut buf = vec![0u8; 8192];
-    let n = s.read(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
-}
-
-struct Redis {
-    procs: Vec<Proc>,
-    ports: Vec<u16>,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    fn spawn_node(dir: &Path, port: u16, extra: &[String]) -> Proc {
-        let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .args(extra);
-        let p = Proc::spawn(&mut cmd, dir.join(format!("redis-{port}.log")));
-        wait_until(
-            Duration::from_secs(20),
-            "redis-server to answer PING",
-            || resp(port, &["PING"]).is_some_and(|r| r.starts_with("+PONG")),
-        );
-        p
-    }
-
-    /// A single redis-server; `None` (test skipped) when it is not installed.
-    fn start() -> Option<Redis> {
-        require_binary("redis-server")?;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let p = Self::spawn_node(dir.path(), port, &[]);
-        Some(Redis {
-            procs: vec![p],
-            ports: vec![port],
-            _dir: dir,
-        })
-    }
-
-    /// Three masters, slots spread by `redis-cli --cluster create`.
-    fn start_cluster() -> Option<Redis> {
-        require_binary("redis-server")?;
-        require_binary("redis-cli")?;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut procs = Vec::new();
-        let mut ports = Vec::new();
-        for _ in 0..3 {
-            let port = free_port();
-            let conf = dir.path().join(format!("nodes-{port}.conf"));
-            let extra = vec![
-                "--cluster-enabled".to_string(),
-                "yes".to_string(),
-                "--cluster-config-file".to_string(),
-                conf.display().to_string(),
-                "--cluster-node-timeout".to_string(),
-                "5000".to_string(),
-            ];
-            procs.push(Self::spawn_node(dir.path(), port, &extra));
-            ports.push(port);
-        }
-        let mut create = Command::new("redis-cli");
-        create.arg("--cluster").arg("create");
-        for p in &ports {
-            create.arg(format!("127.0.0.1:{p}"));
-        }
-        let out = create
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("redis-cli --cluster create");
-        assert!(
-            out.status.success(),
-            "cluster create failed: {}",
-            stdout(&out)
-        );
-        for &p in &ports {
-            wait_until(Duration::from_secs(30), "cluster_state:ok", || {
-                resp(p, &["CLUSTER", "INFO"]).is_some_and(|r| r.contains("cluster_state:ok"))
-            });
-        }
-        Some(Redis {
-            procs,
-            ports,
-            _dir: dir,
-        })
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.ports[0])
-    }
-
-    fn cluster_url(&self) -> String {
-        let nodes: Vec<String> = self
-            .ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
-        format!("redis+cluster://{}", nodes.join(","))
-    }
-
-    fn client(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .and_then(|c| c.get_connection())
-            .expect("redis connection")
-    }
-
-    fn keys(&self, pattern: &str) -> Vec<String> {
-        redis::cmd("KEYS")
-            .arg(pattern)
-            .query(&mut self.client())
-            .expect("KEYS")
-    }
-
-    fn dbsize(&self) -> i64 {
-        redis::cmd("DBSIZE")
-            .query(&mut self.client())
-            .expect("DBSIZE")
-    }
-
-    fn get(&self, key: &str) -> Vec<u8> {
-        redis::cmd("GET")
-            .arg(key)
-            .query(&mut self.client())
-            .expect("GET")
-    }
-
-    fn set(&self, key: &str, v: &[u8]) {
-        redis::cmd("SET")
-            .arg(key)
-            .arg(v)
-            .query::<()>(&mut self.client())
-            .expect("SET")
-    }
-
-    /// The one record key on the server.
-    fn record_key(&self) -> String {
-        let keys = self.keys("idem:v1:rec:*");
-        assert_eq!(keys.len(), 1, "expected one remote record, got {keys:?}");
-        keys[0].clone()
-    }
-}
-
-struct Nginx {
-    _proc: Proc,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
 const TOKEN: &str = "t0ken-that-must-never-be-printed";
 
-impl Nginx {
-    /// nginx with WebDAV PUT on `/cache/` (bearer token required) and a `/broken/`
-    /// prefix that always answers 503.
-    fn start() -> Option<Nginx> {
-        let bin = require_binary("nginx")?;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path().display().to_string();
-        std::fs::create_dir(dir.path().join("www")).expect("mkdir www");
-        let port = free_port();
-        let conf = format!(
-            r#"daemon off;
-master_process off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-  access_log off;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  server {{
-    listen 127.0.0.1:{port};
-    root {d}/www;
-    client_max_body_size 0;
-    location /broken/ {{ return 503; }}
+/// nginx with WebDAV PUT on `/cache/` (bearer token required) and a `/broken/` prefix
+/// that always answers 503.
+fn webdav() -> Option<Nginx> {
+    Nginx::start(
+        &format!(
+            r#"location /broken/ {{ return 503; }}
     location /cache/ {{
       if ($http_authorization != "Bearer {TOKEN}") {{ return 401; }}
       dav_methods PUT DELETE;
       create_full_put_path on;
       dav_access user:rw;
-    }}
-  }}
-}}
-"#
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).expect("write nginx.conf");
-        let mut cmd = Command::new(bin);
-        cmd.arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .arg("-e")
-            .arg(dir.path().join("error.log"));
-        let p = Proc::spawn(&mut cmd, dir.path().join("nginx.out"));
-        wait_until(
-            Duration::from_secs(20),
-            "nginx to accept connections",
-            || TcpStream::connect(("127.0.0.1", port)).is_ok(),
-        );
-        Some(Nginx {
-            _proc: p,
-            port,
-            dir,
-        })
-    }
-
-    fn url(&self, prefix: &str) -> String {
-        format!("http://127.0.0.1:{}/{prefix}", self.port)
-    }
-
-    fn files(&self, sub: &str) -> Vec<PathBuf> {
-        let d = self.dir.path().join("www").join(sub);
-        std::fs::read_dir(d)
-            .map(|it| it.filter_map(|e| e.ok()).map(|e| e.path()).collect())
-            .unwrap_or_default()
-    }
+    }}"#
+        ),
+        None,
+    )
 }
 
 // ---------------------------------------------------------------------------------
@@ -553,8 +301,8 @@ fn redis_cluster_two_machines_share_outcomes() {
 
 #[test]
 fn webdav_two_machines_share_outcomes() {
-    let Some(nginx) = Nginx::start() else { return };
-    let url = nginx.url("cache/team");
+    let Some(nginx) = webdav() else { return };
+    let url = nginx.url("/cache/team");
     let (a, b) = two_machines_share(&url, &[("IDEM_REMOTE_TOKEN", TOKEN)]);
     assert_eq!(nginx.files("cache/team/idem/v1/rec").len(), 2);
     assert!(nginx.files("cache/team/idem/v1/blob").len() >= 3);
@@ -890,14 +638,14 @@ fn remote_stopped_midway_warns_and_never_hangs() {
 
 #[test]
 fn http_errors_are_retried_then_skipped() {
-    let Some(nginx) = Nginx::start() else { return };
+    let Some(nginx) = webdav() else { return };
     let fleet = Fleet::new();
     let a = fleet.machine();
     let t = Instant::now();
     let ra = build(
         &fleet,
         &a,
-        &nginx.url("broken/x"),
+        &nginx.url("/broken/x"),
         &["--remote-timeout", "1s"],
         &[],
     );
@@ -1093,29 +841,6 @@ fn redis_leases_are_exclusive_renewable_and_released_only_by_their_holder() {
     assert!(pttl > 5_000, "renewal did not extend the lease: {pttl}");
 }
 
-/// A private CA and a server certificate for 127.0.0.1, made with openssl.
-fn make_certs(dir: &Path) -> bool {
-    let sh = |script: &str| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .expect("ext.cnf");
-    sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=idem test CA'")
-        && sh("openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj '/CN=127.0.0.1'")
-        && sh("openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext.cnf")
-}
-
 #[test]
 fn rediss_with_a_private_ca() {
     let Some(_) = require_binary("redis-server") else {
@@ -1125,10 +850,9 @@ fn rediss_with_a_private_ca() {
         return;
     };
     let dir = tempfile::tempdir().expect("tempdir");
-    assert!(
-        make_certs(dir.path()),
-        "openssl could not make test certificates"
-    );
+    let Some((ca, cert, key)) = make_ca(dir.path()) else {
+        return;
+    };
     let port = free_port();
     let d = dir.path();
     let mut cmd = Command::new("redis-server");
@@ -1149,11 +873,11 @@ fn rediss_with_a_private_ca() {
         "no",
     ])
     .arg("--tls-cert-file")
-    .arg(d.join("srv.pem"))
+    .arg(&cert)
     .arg("--tls-key-file")
-    .arg(d.join("srv.key"))
+    .arg(&key)
     .arg("--tls-ca-cert-file")
-    .arg(d.join("ca.pem"))
+    .arg(&ca)
     .arg("--dir")
     .arg(d);
     let _server = Proc::spawn(&mut cmd, d.join("redis.log"));

@@ -14,6 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::servers::Redis;
 use crate::rng::Rng;
 
 const WORKERS: usize = 8;
@@ -272,7 +273,7 @@ fn soak_local_cache() {
 
 #[test]
 fn soak_with_a_redis_remote() {
-    let Some(redis) = crate::procs::RedisServer::start() else {
+    let Some(redis) = Redis::start() else {
         return;
     };
     soak(Some(redis.url()), "redis");

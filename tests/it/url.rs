@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::servers::{make_ca, Nginx};
 use crate::common::{free_port, is_hit, record_count, require_binary, stderr, wait_until, Ws};
 
 // ---------------------------------------------------------------------------------
@@ -197,114 +198,12 @@ fn serve(conn: TcpStream, state: &Mutex<State>) -> std::io::Result<()> {
 // ---------------------------------------------------------------------------------
 // nginx serving a static directory, as a non-daemon child with its own prefix.
 
-struct Nginx {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-    scheme: &'static str,
-}
-
-impl Nginx {
-    fn start() -> Option<Self> {
-        Self::start_with(None)
-    }
-
-    /// `tls`: (certificate chain, key) to serve https.
-    fn start_with(tls: Option<(PathBuf, PathBuf)>) -> Option<Self> {
-        let bin = require_binary("nginx")?;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let p = dir.path();
-        let listen = match &tls {
-            Some((cert, key)) => format!(
-                "listen 127.0.0.1:{port} ssl;\n        ssl_certificate {};\n        ssl_certificate_key {};",
-                cert.display(),
-                key.display()
-            ),
-            None => format!("listen 127.0.0.1:{port};"),
-        };
-        std::fs::create_dir_all(p.join("www")).unwrap();
-        std::fs::create_dir_all(p.join("tmp")).unwrap();
-        let user = if unsafe { libc::geteuid() } == 0 {
-            "user root;"
-        } else {
-            ""
-        };
-        let conf = format!(
-            "{user}
-master_process off;
-error_log {d}/error.log;
-pid {d}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    server {{
-        {listen}
-        root {d}/www;
-        location = /old {{ return 301 /moved; }}
-        location = /moved {{ return 302 /data.txt; }}
-    }}
-}}
-",
-            d = p.display()
-        );
-        std::fs::write(p.join("nginx.conf"), conf).unwrap();
-        let mut child = Command::new(bin)
-            .arg("-p")
-            .arg(p)
-            .arg("-c")
-            .arg(p.join("nginx.conf"))
-            .args(["-g", "daemon off;"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn nginx");
-        // Ready when it accepts connections; bounded.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            if let Ok(Some(st)) = child.try_wait() {
-                let log = std::fs::read_to_string(p.join("error.log")).unwrap_or_default();
-                panic!("nginx exited ({st}): {log}");
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not start listening within 10 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        Some(Nginx {
-            child,
-            port,
-            dir,
-            scheme,
-        })
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}://127.0.0.1:{}{path}", self.scheme, self.port)
-    }
-
-    fn file(&self, rel: &str) -> PathBuf {
-        self.dir.path().join("www").join(rel)
-    }
-}
-
-impl Drop for Nginx {
-    // `master_process off`: one process, so killing it leaves no orphaned workers.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// nginx serving static files, with a redirect chain `/old` → `/moved` → `/data.txt`.
+fn static_nginx(tls: Option<(&Path, &Path)>) -> Option<Nginx> {
+    Nginx::start(
+        "location = /old { return 301 /moved; }\n    location = /moved { return 302 /data.txt; }",
+        tls,
+    )
 }
 
 // ---------------------------------------------------------------------------------
@@ -932,7 +831,7 @@ fn malformed_urls_and_other_schemes_are_usage_errors() {
 
 #[test]
 fn nginx_static_file_etag() {
-    let Some(ng) = Nginx::start() else { return };
+    let Some(ng) = static_nginx(None) else { return };
     std::fs::write(ng.file("data.txt"), "version one\n").unwrap();
     let ws = Ws::new();
     let url = ng.url("/data.txt");
@@ -965,82 +864,11 @@ fn nginx_static_file_etag() {
 
 #[test]
 fn nginx_404_is_unknown() {
-    let Some(ng) = Nginx::start() else { return };
+    let Some(ng) = static_nginx(None) else { return };
     let ws = Ws::new();
     let url = ng.url("/nope.txt");
     let o = counted(&ws, &["-u", &url]);
     assert_unknown(&ws, &o, &url, "HTTP 404 Not Found", 0);
-}
-
-/// A throwaway CA and a certificate for 127.0.0.1 signed by it: (ca.pem, cert, key).
-fn make_ca(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
-    let openssl = require_binary("openssl")?;
-    let run = |args: &[&str]| {
-        let o = Command::new(&openssl)
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl");
-        assert!(
-            o.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
-    std::fs::write(
-        dir.join("leaf.ext"),
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    run(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=idem test CA",
-    ]);
-    run(&[
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "leaf.key",
-        "-out",
-        "leaf.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
-    run(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "leaf.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "leaf.ext",
-    ]);
-    Some((
-        dir.join("ca.pem"),
-        dir.join("leaf.pem"),
-        dir.join("leaf.key"),
-    ))
 }
 
 #[test]
@@ -1049,7 +877,7 @@ fn https_uses_the_system_trust_store() {
     let Some((ca, cert, key)) = make_ca(certs.path()) else {
         return;
     };
-    let Some(ng) = Nginx::start_with(Some((cert, key))) else {
+    let Some(ng) = static_nginx(Some((&cert, &key))) else {
         return;
     };
     std::fs::write(ng.file("data.txt"), "secure one\n").unwrap();

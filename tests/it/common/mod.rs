@@ -3,6 +3,8 @@
 //! in from the caller), hit/miss assertions that show stderr, ports and polling.
 #![allow(dead_code)]
 
+pub mod servers;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
