@@ -53,6 +53,7 @@ impl BlobStore {
             file: std::io::BufWriter::with_capacity(1 << 16, file),
             hasher: blake3::Hasher::new(),
             size: 0,
+            fault: injected_fault(),
         })
     }
 
@@ -70,6 +71,10 @@ impl BlobStore {
             .with_context(|| format!("cannot create a temporary file in {}", tmp.display()))?;
         // Copied into the open temporary (0600, created O_EXCL), never by its name:
         // nothing can be written through a link, and no mode is carried over.
+        if let Some(f) = injected_fault().filter(|f| size > f.after) {
+            return Err(f.error())
+                .with_context(|| format!("cannot copy {} into the cache", src.display()));
+        }
         let mut from =
             File::open(src).with_context(|| format!("cannot read output {}", src.display()))?;
         std::io::copy(&mut from, &mut tmpfile.as_file())
@@ -144,10 +149,48 @@ pub struct BlobWriter {
     file: std::io::BufWriter<tempfile::NamedTempFile>,
     hasher: blake3::Hasher,
     size: u64,
+    fault: Option<Fault>,
+}
+
+/// An I/O error injected into blob writes for the reliability suite.
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    errno: i32,
+    /// Writes fail once a blob would grow past this many bytes.
+    after: u64,
+}
+
+impl Fault {
+    fn error(self) -> std::io::Error {
+        std::io::Error::from_raw_os_error(self.errno)
+    }
+}
+
+/// Test-only hook (docs/reliability.md): `IDEM_TEST_BLOB_FAULT=eio:N` (or `enospc:N`)
+/// makes every blob write fail with EIO (ENOSPC) once the blob would pass N bytes, the
+/// way a failing disk would. Read only when a blob is written, never on a hit.
+fn injected_fault() -> Option<Fault> {
+    let v = std::env::var("IDEM_TEST_BLOB_FAULT").ok()?;
+    let (kind, after) = v.split_once(':')?;
+    let errno = match kind {
+        "eio" => libc::EIO,
+        "enospc" => libc::ENOSPC,
+        _ => return None,
+    };
+    Some(Fault {
+        errno,
+        after: after.parse().ok()?,
+    })
 }
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(f) = self
+            .fault
+            .filter(|f| self.size + buf.len() as u64 > f.after)
+        {
+            return Err(f.error());
+        }
         let n = self.file.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.size += n as u64;

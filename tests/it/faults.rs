@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::Ws;
+use crate::common::{stderr, Ws};
 
 /// A tmpfs mounted on a fresh directory, unmounted on drop.
 struct Tmpfs {
@@ -219,4 +219,58 @@ fn a_cache_made_read_only_mid_run_keeps_the_outcome_and_heals() {
     let o = ws.run(&["-f", "in.txt", "-o", "out", "--", "sh", "-c", &script]);
     assert_exact(&ws, &o, 'd', "replay after the flip");
     assert_eq!(ws.count("runs.log"), runs, "the cache healed");
+}
+
+/// EIO and ENOSPC from the disk under the blob store (injected through the test hook
+/// `IDEM_TEST_BLOB_FAULT`, since no real disk can be made to fail on demand here): on the
+/// captured stdout, or on an output file's copy. The command's output, files and exit
+/// code are exactly what it produced, nothing is recorded, and the next run without the
+/// fault records and then replays. Needs no root.
+#[test]
+fn injected_eio_and_enospc_on_blob_writes_keep_the_outcome_and_record_nothing() {
+    // 4 KiB of stdout and a 64 KiB output file: the fault hits one or both of them.
+    let script = "echo ran >> count; head -c 4096 /dev/zero | tr '\\0' s; \
+                  head -c 65536 /dev/zero | tr '\\0' o > out.bin; echo err >&2";
+    for (fault, what) in [
+        ("eio:100", "stdout capture fails with EIO"),
+        ("enospc:100", "stdout capture fails with ENOSPC"),
+        ("eio:8192", "only the output file's copy fails with EIO"),
+    ] {
+        let ws = Ws::new();
+        let args = ["run", "-o", "out.bin", "--", "sh", "-c", script];
+        let o = ws
+            .idem(&args)
+            .env("IDEM_TEST_BLOB_FAULT", fault)
+            .output()
+            .expect("idem");
+        assert_eq!(o.status.code(), Some(0), "{what}: {}", stderr(&o));
+        assert_eq!(o.stdout, vec![b's'; 4096], "{what}: stdout intact");
+        // The command's own stderr, whole; idem adds one warning of its own.
+        let err = stderr(&o);
+        let theirs: Vec<&str> = err
+            .lines()
+            .filter(|l| !l.starts_with("idem: warning:"))
+            .collect::<Vec<_>>();
+        assert_eq!(theirs, ["err"], "{what}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("not recorded"),
+            "{what}: {}",
+            stderr(&o)
+        );
+        assert_eq!(
+            ws.read("out.bin"),
+            vec![b'o'; 65536],
+            "{what}: output intact"
+        );
+        // Nothing was recorded: the next run executes again, records, then replays.
+        let again = ws.idem(&args).output().expect("idem");
+        assert_eq!(ws.count("count"), 2, "{what}: not recorded under the fault");
+        assert_eq!(again.stdout, vec![b's'; 4096]);
+        std::fs::remove_file(ws.path("out.bin")).unwrap();
+        let replay = ws.idem(&args).output().expect("idem");
+        assert_eq!(ws.count("count"), 2, "{what}: the healed cache replays");
+        assert_eq!(replay.status.code(), Some(0));
+        assert_eq!(replay.stdout, vec![b's'; 4096]);
+        assert_eq!(ws.read("out.bin"), vec![b'o'; 65536]);
+    }
 }
