@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::sqlite::LruRow;
+use super::maintenance::LruRow;
 use super::Cache;
 use crate::ui::progress::{self, Delayed, Unit};
 use crate::ui::{self, units};

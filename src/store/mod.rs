@@ -5,10 +5,12 @@ pub mod blobs;
 pub mod gc;
 pub mod hitlog;
 pub mod hot;
+pub mod maintenance;
 pub mod private;
 pub mod record;
 pub mod remote;
 pub mod repair;
+pub mod schema;
 pub mod sqlite;
 
 use std::path::{Path, PathBuf};

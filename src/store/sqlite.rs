@@ -4,66 +4,15 @@
 
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use super::record::Record;
 use super::repair::{with_repair_hint, Corrupt};
+use super::schema::connect;
+pub use super::schema::SCHEMA_VERSION;
 use super::Counter;
-
-/// The cache schema this idem writes. Older databases are migrated forward; newer ones
-/// are refused.
-pub const SCHEMA_VERSION: i64 = 2;
-
-const MIGRATIONS: &[&str] = &[
-    // v1
-    "CREATE TABLE records(
-        id INTEGER PRIMARY KEY,
-        task_key BLOB NOT NULL,
-        state_key BLOB NOT NULL,
-        exec_key TEXT,
-        created_ns INTEGER NOT NULL,
-        last_used_ns INTEGER NOT NULL,
-        hits INTEGER NOT NULL DEFAULT 0,
-        size INTEGER NOT NULL,
-        exit_code INTEGER NOT NULL,
-        duration_ns INTEGER NOT NULL,
-        argv TEXT NOT NULL,
-        data BLOB NOT NULL,
-        UNIQUE(task_key, state_key)
-    );
-    CREATE INDEX records_task ON records(task_key, created_ns);
-    CREATE INDEX records_exec_key ON records(exec_key, created_ns) WHERE exec_key IS NOT NULL;
-    CREATE INDEX records_lru ON records(last_used_ns);
-    CREATE TABLE record_blobs(
-        record_id INTEGER NOT NULL,
-        hash BLOB NOT NULL,
-        size INTEGER NOT NULL,
-        PRIMARY KEY(record_id, hash)
-    ) WITHOUT ROWID;
-    CREATE INDEX record_blobs_hash ON record_blobs(hash);
-    CREATE TABLE stat_cache(task_key BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
-    CREATE TABLE exec_keys(
-        key TEXT PRIMARY KEY,
-        identity BLOB NOT NULL,
-        argv TEXT NOT NULL,
-        successes INTEGER NOT NULL DEFAULT 0,
-        created_ns INTEGER NOT NULL
-    );
-    CREATE TABLE stats(name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-    CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;",
-    // v2: stat caches live in hot files (store/hot.rs), next to the hot record files
-    // every writer must keep in step with `records`; an idem that predates them must
-    // not write here, and the version bump makes it refuse the cache.
-    "DELETE FROM stat_cache;",
-];
-
-/// Settings that do not persist in the file. WAL commits need no fsync with NORMAL
-/// (durability of the last commits is traded, never integrity); mmap reads large
-/// blobs without copying them out of the page cache.
-const PER_CONNECTION: &str = "PRAGMA synchronous=NORMAL; PRAGMA mmap_size=268435456;";
 
 pub struct Db {
     conn: OnceCell<Connection>,
@@ -162,7 +111,7 @@ impl Db {
         self.path.with_file_name("hits.log")
     }
 
-    fn decode_row(id: i64, data: Vec<u8>) -> Result<(i64, Record)> {
+    pub(super) fn decode_row(id: i64, data: Vec<u8>) -> Result<(i64, Record)> {
         let rec = Record::decode(&data).with_context(|| format!("record {id} is corrupt"))?;
         Ok((id, rec))
     }
@@ -347,7 +296,7 @@ impl Db {
     }
 
     /// The cache directory this database lives in.
-    fn cache_dir(&self) -> PathBuf {
+    pub(super) fn cache_dir(&self) -> PathBuf {
         self.path
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
@@ -454,244 +403,6 @@ impl Db {
     }
 }
 
-/// Sizes the cache is measured by (no filesystem walk): the records' own bytes and
-/// the bytes of the distinct blobs they reference.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CacheSize {
-    pub records: u64,
-    pub record_bytes: u64,
-    pub blobs: u64,
-    pub blob_bytes: u64,
-}
-
-impl CacheSize {
-    pub fn total(&self) -> u64 {
-        self.record_bytes + self.blob_bytes
-    }
-}
-
-/// For gc: one record's LRU time and encoded size.
-#[derive(Debug, Clone, Copy)]
-pub struct LruRow {
-    pub id: i64,
-    pub last_used_ns: i64,
-    pub data_bytes: u64,
-}
-
-impl Db {
-    pub fn cache_size(&self) -> Result<CacheSize> {
-        let (records, record_bytes): (i64, i64) = self.conn()?.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(length(data)), 0) FROM records",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        let (blobs, blob_bytes): (i64, i64) = self.conn()?.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM (SELECT hash, MAX(size) AS size FROM record_blobs GROUP BY hash)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
-        Ok(CacheSize {
-            records: records as u64,
-            record_bytes: record_bytes as u64,
-            blobs: blobs as u64,
-            blob_bytes: blob_bytes as u64,
-        })
-    }
-
-    /// The oldest last-use time of any record (an index lookup).
-    pub fn oldest_use_ns(&self) -> Result<Option<i64>> {
-        Ok(self
-            .conn()?
-            .query_row("SELECT MIN(last_used_ns) FROM records", [], |r| r.get(0))?)
-    }
-
-    /// Every record, least recently used first.
-    pub fn lru_rows(&self) -> Result<Vec<LruRow>> {
-        let mut stmt = self.conn()?.prepare(
-            "SELECT id, last_used_ns, length(data) FROM records ORDER BY last_used_ns ASC, id ASC",
-        )?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(LruRow {
-                    id: r.get(0)?,
-                    last_used_ns: r.get(1)?,
-                    data_bytes: r.get::<_, i64>(2)? as u64,
-                })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
-    }
-
-    /// Every (record id, blob hash, size) reference.
-    pub fn blob_refs(&self) -> Result<Vec<(i64, [u8; 32], u64)>> {
-        let mut stmt = self
-            .conn()?
-            .prepare("SELECT record_id, hash, size FROM record_blobs")?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(id, h, size)| {
-                Some((id, <[u8; 32]>::try_from(h.as_slice()).ok()?, size as u64))
-            })
-            .collect())
-    }
-
-    /// Ids of the records that reference a blob.
-    pub fn records_with_blob(&self, hash: &[u8; 32]) -> Result<Vec<i64>> {
-        let mut stmt = self
-            .conn()?
-            .prepare_cached("SELECT record_id FROM record_blobs WHERE hash=?1")?;
-        let ids = stmt
-            .query_map(params![&hash[..]], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(ids)
-    }
-
-    /// Ids of a task's records.
-    pub fn records_of_task(&self, task_key: &[u8; 32]) -> Result<Vec<i64>> {
-        let mut stmt = self
-            .conn()?
-            .prepare("SELECT id FROM records WHERE task_key=?1")?;
-        let ids = stmt
-            .query_map(params![&task_key[..]], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(ids)
-    }
-
-    /// Ids of the records made under an execution key.
-    pub fn records_of_exec_key(&self, key: &str) -> Result<Vec<i64>> {
-        let mut stmt = self
-            .conn()?
-            .prepare("SELECT id FROM records WHERE exec_key=?1")?;
-        let ids = stmt
-            .query_map(params![key], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<i64>>>()?;
-        Ok(ids)
-    }
-
-    /// Forgets an execution key's run count; true when it existed.
-    pub fn delete_exec_key(&mut self, key: &str) -> Result<bool> {
-        Ok(self
-            .conn()?
-            .execute("DELETE FROM exec_keys WHERE key=?1", params![key])?
-            > 0)
-    }
-
-    pub fn delete_stat_cache(&mut self, task_key: &[u8; 32]) -> Result<()> {
-        super::hot::forget_stat(&self.cache_dir(), task_key)
-    }
-
-    /// Every record, the hashes they reference, execution keys and stat caches; the
-    /// counters are kept. Blob files are the caller's to sweep afterwards.
-    pub fn clear_all(&mut self) -> Result<u64> {
-        let cache_dir = self.cache_dir();
-        let tx = self
-            .conn_mut()?
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n: i64 = tx.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?;
-        tx.execute_batch(
-            "DELETE FROM record_blobs; DELETE FROM records; DELETE FROM exec_keys; DELETE FROM stat_cache;",
-        )?;
-        super::hot::invalidate_all(&cache_dir, false)?;
-        tx.commit()?;
-        Ok(n as u64)
-    }
-
-    /// Removes every hot record file under the write lock (`verify`); hits rebuild them
-    /// from the database.
-    pub fn invalidate_hot(&mut self) -> Result<()> {
-        let cache_dir = self.cache_dir();
-        let tx = self
-            .conn_mut()?
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        super::hot::invalidate_all(&cache_dir, true)?;
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Resets every counter.
-    pub fn zero_stats(&mut self) -> Result<()> {
-        self.conn()?.execute("DELETE FROM stats", [])?;
-        Ok(())
-    }
-
-    /// Atomically claims a periodic job: true (and `name` set to `now_ns`) when the
-    /// last claim is older than `interval_ns` or absent; false otherwise.
-    pub fn claim_interval(&mut self, name: &str, now_ns: i64, interval_ns: i64) -> Result<bool> {
-        let tx = self
-            .conn_mut()?
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let last: Option<String> = tx
-            .query_row("SELECT value FROM meta WHERE name=?1", params![name], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let last = last.and_then(|v| v.parse::<i64>().ok());
-        if let Some(last) = last {
-            if now_ns.saturating_sub(last) < interval_ns && now_ns >= last {
-                return Ok(false);
-            }
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO meta(name, value) VALUES (?1, ?2)",
-            params![name, now_ns.to_string()],
-        )?;
-        tx.commit()?;
-        Ok(true)
-    }
-
-    /// Raw encoded records by id (verify decodes them itself to report corrupt ones).
-    pub fn record_data(&self) -> Result<Vec<(i64, Vec<u8>)>> {
-        let mut stmt = self
-            .conn()?
-            .prepare("SELECT id, data FROM records ORDER BY id")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
-    }
-
-    /// Newest records with the same display command line but another task key (for
-    /// explain's "closest task").
-    pub fn latest_same_argv(
-        &self,
-        argv: &str,
-        not_task: &[u8; 32],
-    ) -> Result<Option<(i64, Record)>> {
-        let row: Option<(i64, Vec<u8>)> = self
-            .conn()?
-            .query_row(
-                "SELECT id, data FROM records WHERE argv=?1 AND task_key<>?2 ORDER BY created_ns DESC, id DESC LIMIT 1",
-                params![argv, &not_task[..]],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        row.map(|(id, data)| Self::decode_row(id, data)).transpose()
-    }
-
-    /// Every distinct (hash, size) referenced by a record.
-    pub fn referenced_blobs(&self) -> Result<Vec<([u8; 32], u64)>> {
-        let mut stmt = self
-            .conn()?
-            .prepare("SELECT hash, MAX(size) FROM record_blobs GROUP BY hash")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(h, s)| Some((<[u8; 32]>::try_from(h.as_slice()).ok()?, s as u64)))
-            .collect())
-    }
-}
-
 impl Db {
     /// Calls `f(hash, referenced)` for each hash inside one IMMEDIATE transaction: a
     /// concurrent `insert_record` (which checks its blob files exist under the same
@@ -727,71 +438,6 @@ pub(super) fn add_stat(conn: &Connection, counter: Counter, delta: i64) -> Resul
         "INSERT INTO stats(name, value) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET value = value + ?2",
     )?
     .execute(params![name, delta])?;
-    Ok(())
-}
-
-/// Opens the database file, switching a new one to WAL and migrating an old one.
-fn connect(path: &Path) -> Result<Connection> {
-    let mut conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
-            | OpenFlags::SQLITE_OPEN_NOFOLLOW,
-    )
-    .with_context(|| format!("cannot open cache database {}", path.display()))?;
-    conn.busy_timeout(Duration::from_secs(120))?;
-    prepare(&mut conn, path)?;
-    Ok(conn)
-}
-
-fn prepare(conn: &mut Connection, path: &Path) -> Result<()> {
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        bail!(
-            "was written by a newer idem (cache schema {version}, this idem knows {SCHEMA_VERSION}): upgrade idem or use another --cache-dir"
-        );
-    }
-    if version < SCHEMA_VERSION {
-        // First use (or an upgrade): one process at a time switches to WAL and
-        // migrates; SQLite's busy handler does not cover the journal-mode switch,
-        // so concurrent first runs could otherwise fail with "database is locked".
-        let lock_path = path.with_file_name("init.lock");
-        let lock = super::private::open_rw(&lock_path, false)?;
-        crate::lease::flock(&lock, true)
-            .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-        if version >= SCHEMA_VERSION {
-            conn.execute_batch(PER_CONNECTION)?;
-            return Ok(());
-        }
-        if version == 0 {
-            // Large pages: a record or stat cache of a 10,000-file task is ~1 MB,
-            // read in ~20 page reads instead of ~300. Only possible before WAL.
-            conn.execute_batch("PRAGMA page_size=65536; VACUUM;")?;
-        }
-        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
-        if !mode.eq_ignore_ascii_case("wal") {
-            bail!("cannot switch to WAL mode (got {mode})");
-        }
-        migrate(conn)?;
-    }
-    conn.execute_batch(PER_CONNECTION)?;
-    Ok(())
-}
-
-fn migrate(conn: &mut Connection) -> Result<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version > SCHEMA_VERSION {
-        bail!("was written by a newer idem (cache schema {version})");
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        tx.execute_batch(sql)
-            .with_context(|| format!("migration to schema {}", i + 1))?;
-    }
-    tx.execute_batch(&format!("PRAGMA user_version={SCHEMA_VERSION}"))?;
-    tx.commit()?;
     Ok(())
 }
 
