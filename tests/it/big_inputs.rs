@@ -75,7 +75,10 @@ fn truncating_a_big_input_while_idem_hashes_it_never_crashes_idem() {
             let o = ws.run(COUNTING);
             assert_eq!(o.status.signal(), None, "idem was killed: {}", stderr(&o));
             assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-            assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+            // A moving input is not a cache fault: hashed as it is, then distrusted.
+            for bad in ["panicked", "uncached", "cannot read"] {
+                assert!(!stderr(&o).contains(bad), "{}", stderr(&o));
+            }
         }
     });
     // Once the file holds still, its hash is trusted again: a run then a replay.
