@@ -6,6 +6,7 @@
 //! it installs a counting global allocator.
 
 mod agreement;
+mod big_inputs;
 mod cache_dir;
 mod commands;
 mod common;
