@@ -13,6 +13,21 @@ use crate::encode::Encoder;
 /// Bumped whenever the meaning of a key changes, so old records can never match.
 pub const KEY_SCHEMA: u64 = 1;
 
+/// The directory idem was started in, when a named task moved the process into its own
+/// directory: relative paths in idem's own argv (`--config sub/idem.toml`) are relative
+/// to it, which matters to a process that re-runs that argv (the `--stale` refresher).
+static INVOCATION_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Records the invocation directory before a named task changes the working directory.
+pub fn note_invocation_dir(dir: PathBuf) {
+    let _ = INVOCATION_DIR.set(dir);
+}
+
+/// The directory idem was started in, if a named task has left it.
+pub fn invocation_dir() -> Option<&'static Path> {
+    INVOCATION_DIR.get().map(PathBuf::as_path)
+}
+
 /// The workspace root and working directory; maps paths to their portable key form.
 #[derive(Debug, Clone)]
 pub struct Workspace {

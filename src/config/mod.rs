@@ -177,6 +177,7 @@ pub fn resolve_run(args: RunArgs, m: &ArgMatches) -> Result<RunArgs> {
     resolved.task = args.task.clone();
     resolved.config = Some(config.path.clone());
     if task.is_some() {
+        crate::spec::note_invocation_dir(invocation_dir.clone());
         std::env::set_current_dir(&workdir)
             .with_context(|| format!("cannot enter {}", workdir.display()))?;
     }

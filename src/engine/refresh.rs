@@ -24,6 +24,10 @@ pub fn spawn() {
         return;
     };
     let mut c = std::process::Command::new(me);
+    // The same argv from the same directory: a named task moved us into its own.
+    if let Some(dir) = crate::spec::invocation_dir() {
+        c.current_dir(dir);
+    }
     c.args(&argv[1..])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

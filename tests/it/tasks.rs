@@ -564,3 +564,36 @@ fn list_reads_the_cache_dir_of_idem_config() {
     let list = stdout(ok(&with_conf(&["list"])));
     assert!(list.contains("true"), "{list}");
 }
+
+/// A `--stale` replay starts a background refresh that re-runs idem's own argv: a
+/// relative `--config` must still name the same file, though the task moved idem into
+/// the config's directory.
+#[test]
+fn a_background_refresh_finds_a_relative_config() {
+    let ws = Ws::new();
+    ws.write(
+        "conf/tasks.toml",
+        "[task.gen]\nrun = \"echo run >> ../count; echo gen $(cat ../gen)\"\nstale = \"10s\"\nttl = \"1h\"\n",
+    );
+    let run = |now: &str| {
+        ws.idem(&["run", "--config", "conf/tasks.toml", "gen"])
+            .env("IDEM_NOW", now)
+            .output()
+            .expect("spawn idem")
+    };
+    ws.write("gen", "1");
+    assert_eq!(stdout(ok(&run("1000000"))), "gen 1\n");
+    ws.write("gen", "2");
+    // Past --stale: the old record now, and a refresh in the background.
+    assert_eq!(stdout(ok(&run("1000100"))), "gen 1\n");
+    crate::common::wait_until(
+        std::time::Duration::from_secs(60),
+        "the background refresh to run the task",
+        || ws.count("count") == 2,
+    );
+    crate::common::wait_until(
+        std::time::Duration::from_secs(60),
+        "the refreshed record",
+        || stdout(&run("1000100")) == "gen 2\n",
+    );
+}
