@@ -6,30 +6,18 @@ use serde_json::json;
 
 use crate::cli::ListArgs;
 use crate::commands::ui::{self, Style};
-use crate::store::sqlite::RecordRow;
+use crate::store::sqlite::{RecordFilter, RecordRow};
 use crate::store::{self, Cache};
 
 /// The records matching the filters, newest first.
 pub fn rows(cache: &Cache, args: &ListArgs, now: i64) -> Result<Vec<RecordRow>> {
-    let mut tail = String::from("WHERE 1=1");
-    let mut params: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-    if let Some(pat) = &args.cmd {
-        params.push(Box::new(pat.clone()));
-        tail.push_str(&format!(" AND instr(argv, ?{}) > 0", params.len()));
-    }
-    if let Some(since) = args.since {
-        params.push(Box::new(
-            now.saturating_sub(since.as_nanos().min(i64::MAX as u128) as i64),
-        ));
-        tail.push_str(&format!(" AND created_ns >= ?{}", params.len()));
-    }
-    params.push(Box::new(args.limit as i64));
-    tail.push_str(&format!(
-        " ORDER BY created_ns DESC, id DESC LIMIT ?{}",
-        params.len()
-    ));
-    let refs: Vec<&dyn rusqlite::ToSql> = params.iter().map(|b| b.as_ref()).collect();
-    cache.db.record_rows(&tail, &refs)
+    cache.db.record_rows(&RecordFilter {
+        argv_contains: args.cmd.clone(),
+        created_since_ns: args
+            .since
+            .map(|since| now.saturating_sub(since.as_nanos().min(i64::MAX as u128) as i64)),
+        limit: args.limit as i64,
+    })
 }
 
 /// Entry point of `idem list`.

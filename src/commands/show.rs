@@ -75,9 +75,7 @@ pub fn run(args: &ShowArgs) -> Result<i32> {
     }
     let row = cache
         .db
-        .record_rows("WHERE id=?1", &[&args.id])?
-        .into_iter()
-        .next()
+        .record_row(args.id)?
         .context("the record vanished while it was read (a concurrent gc?)")?;
     let now = crate::clock::now_ns();
     let chunks = |s: u8| rec.chunks.iter().filter(|(id, _)| *id == s).count();

@@ -376,7 +376,35 @@ impl Db {
         Ok(())
     }
 
-    pub fn record_rows(
+    /// One row of `idem list` / `idem show`, by record id.
+    pub fn record_row(&self, id: i64) -> Result<Option<RecordRow>> {
+        Ok(self
+            .record_rows_where("WHERE id=?1", &[&id])?
+            .into_iter()
+            .next())
+    }
+
+    /// The rows matching `filter`, newest first.
+    pub fn record_rows(&self, filter: &RecordFilter) -> Result<Vec<RecordRow>> {
+        let mut tail = String::from("WHERE 1=1");
+        let mut params: Vec<&dyn rusqlite::ToSql> = Vec::new();
+        if let Some(pat) = &filter.argv_contains {
+            params.push(pat);
+            tail.push_str(&format!(" AND instr(argv, ?{}) > 0", params.len()));
+        }
+        if let Some(since) = &filter.created_since_ns {
+            params.push(since);
+            tail.push_str(&format!(" AND created_ns >= ?{}", params.len()));
+        }
+        params.push(&filter.limit);
+        tail.push_str(&format!(
+            " ORDER BY created_ns DESC, id DESC LIMIT ?{}",
+            params.len()
+        ));
+        self.record_rows_where(&tail, &params)
+    }
+
+    fn record_rows_where(
         &self,
         sql_tail: &str,
         args: &[&dyn rusqlite::ToSql],
@@ -401,6 +429,17 @@ impl Db {
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
+}
+
+/// Which records `idem list` shows.
+#[derive(Debug, Clone)]
+pub struct RecordFilter {
+    /// Only command lines containing this text.
+    pub argv_contains: Option<String>,
+    /// Only records made at or after this time.
+    pub created_since_ns: Option<i64>,
+    /// At most this many, newest first.
+    pub limit: i64,
 }
 
 impl Db {
