@@ -27,4 +27,5 @@ mod tasks;
 mod trace;
 mod trace_process;
 mod trace_support;
+mod traced;
 mod url;
