@@ -78,9 +78,10 @@ fn check_with_strict_fails_on_findings_and_passes_without() {
         ws.run(&args)
     };
     let o = run(&["src/"]);
-    assert!(
-        !o.status.success(),
-        "--strict must fail on an undeclared input; stderr:\n{}",
+    assert_eq!(
+        o.status.code(),
+        Some(5),
+        "--strict fails with exit 5 on an undeclared input (docs/exit-codes.md); stderr:\n{}",
         stderr(&o)
     );
     assert_eq!(stdout(&o), "a\ns\n", "the command still ran");
