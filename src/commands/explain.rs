@@ -50,7 +50,7 @@ fn detail(old: Option<&DepState>, new: Option<&DepState>) -> Option<String> {
                     .then(|| "mode changed (executable bit)".to_string())
             }
         },
-        Kind::Stdin => None,
+        _ => None,
     }
 }
 
