@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use super::{DepState, Kind};
 use crate::encode::{Decoder, Encoder};
-use crate::trace::{Inputs, TraceLog, Writes};
+use crate::trace::{Inputs, TraceLog};
 
 /// A traced input and its stat fingerprint at recording.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,7 +169,7 @@ pub fn findings(log: &TraceLog, opts: &TraceOpts) -> Result<Findings> {
         if u.is_written() {
             let present = std::fs::symlink_metadata(abs).is_ok();
             if opts.ws.inside_root(abs) && abs != &opts.ws.root {
-                if present && !u.writes.contains(Writes::REMOVED) || present {
+                if present {
                     outputs.push(key);
                 }
             } else {
