@@ -157,7 +157,8 @@ pub fn findings(log: &TraceLog, opts: &TraceOpts) -> Result<Findings> {
                 continue;
             };
             let fp = fingerprint(abs);
-            if kind != Kind::TraceAbsent && fp.ctime_ns >= opts.started_ns && !u.is_written() {
+            let content = matches!(kind, Kind::TraceRead | Kind::TraceExec);
+            if content && fp.ctime_ns >= opts.started_ns && !u.is_written() {
                 unrecordable.push(format!("{} changed while the command ran", abs.display()));
                 continue;
             }
