@@ -132,32 +132,31 @@ impl Db {
         tx.commit()?;
         Ok(())
     }
+}
 
-    /// Deletes the indexes of tasks that have no record left (after gc or forget
-    /// deleted records): their sets could only lead to misses.
-    pub fn drop_orphan_trace_sets(&mut self) -> Result<u64> {
-        let cache_dir = self.cache_dir();
-        let tx = self
-            .conn_mut()?
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let weak: Vec<Vec<u8>> = {
-            let mut stmt = tx.prepare(
-                "SELECT weak_key FROM trace_sets t WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.task_key = t.task_key)",
-            )?;
-            let rows = stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<Vec<u8>>>>()?;
-            rows
-        };
+/// Inside a write transaction that deleted records of `tasks` (gc, forget, verify): drops
+/// the indexes of those tasks that have no record left (their sets could only lead to
+/// misses), hot files included.
+pub(super) fn drop_sets_of_empty_tasks(
+    tx: &rusqlite::Connection,
+    cache_dir: &std::path::Path,
+    tasks: &std::collections::BTreeSet<[u8; 32]>,
+) -> Result<()> {
+    for task in tasks {
+        let weak: Vec<Vec<u8>> = tx
+            .prepare_cached(
+                "SELECT weak_key FROM trace_sets WHERE task_key=?1 AND NOT EXISTS (SELECT 1 FROM records WHERE task_key=?1)",
+            )?
+            .query_map(params![&task[..]], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<Vec<u8>>>>()?;
         for w in &weak {
             tx.execute("DELETE FROM trace_sets WHERE weak_key=?1", params![w])?;
             if let Ok(key) = <[u8; 32]>::try_from(w.as_slice()) {
-                super::hot::forget_sets(&cache_dir, &key)?;
+                super::hot::forget_sets(cache_dir, &key)?;
             }
         }
-        tx.commit()?;
-        Ok(weak.len() as u64)
     }
+    Ok(())
 }
 
 #[cfg(test)]
