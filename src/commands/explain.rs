@@ -50,7 +50,7 @@ fn detail(old: Option<&DepState>, new: Option<&DepState>) -> Option<String> {
                     .then(|| "mode changed (executable bit)".to_string())
             }
         },
-        Kind::Stdin => None,
+        _ => None,
     }
 }
 
@@ -194,6 +194,17 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
     };
     let latest = seen.cache.db.latest_for_task(&task.key)?;
     let items = match (&latest, &seen.snap) {
+        // A traced record's own entries are checked by the lookup (its reason names
+        // the first that changed); only declared dependencies are compared here.
+        (Some((_, rec)), Ok(snap)) if task.traced() => {
+            let declared: Vec<DepState> = rec
+                .deps
+                .iter()
+                .filter(|d| !d.kind.is_traced())
+                .cloned()
+                .collect();
+            compare(&declared, &snap.deps)
+        }
         (Some((_, rec)), Ok(snap)) => compare(&rec.deps, &snap.deps),
         _ => Vec::new(),
     };

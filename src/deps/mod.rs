@@ -7,6 +7,11 @@ pub mod files;
 pub mod hash;
 pub mod program;
 pub mod stat_cache;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub mod trace;
 pub mod url;
 pub mod walk;
 
@@ -20,6 +25,13 @@ pub enum Kind {
     Url = 3,
     Program = 4,
     Stdin = 5,
+    /// Traced entries (`--trace`, deps/trace.rs): the kinds of docs/trace.md §1.
+    TraceRead = 10,
+    TraceProbe = 11,
+    TraceAbsent = 12,
+    TraceListing = 13,
+    TraceLink = 14,
+    TraceExec = 15,
 }
 
 impl Kind {
@@ -30,8 +42,19 @@ impl Kind {
             3 => Kind::Url,
             4 => Kind::Program,
             5 => Kind::Stdin,
+            10 => Kind::TraceRead,
+            11 => Kind::TraceProbe,
+            12 => Kind::TraceAbsent,
+            13 => Kind::TraceListing,
+            14 => Kind::TraceLink,
+            15 => Kind::TraceExec,
             _ => bail!("unknown dependency kind {v}"),
         })
+    }
+
+    /// A traced entry (`--trace`), as opposed to a declared dependency.
+    pub fn is_traced(self) -> bool {
+        (self as u8) >= 10
     }
 
     pub fn label(self) -> &'static str {
@@ -41,6 +64,12 @@ impl Kind {
             Kind::Url => "url",
             Kind::Program => "program",
             Kind::Stdin => "stdin",
+            Kind::TraceRead => "file",
+            Kind::TraceProbe => "path",
+            Kind::TraceAbsent => "absent",
+            Kind::TraceListing => "dir",
+            Kind::TraceLink => "link",
+            Kind::TraceExec => "program",
         }
     }
 }
