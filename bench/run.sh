@@ -83,7 +83,6 @@ if ((QUICK)); then
     CONCURRENT=50
     REMOTE_BYTES=$((8 * MB))
     REMOTE_FILES=20
-    STOP_UNITS=4                       # compiles traced by the stop counter (of Lua's 32)
     LUA_CFLAGS="-O0 -DLUA_USE_LINUX -w" # the figures mean nothing: build fast
     # rounds runs warmup, per class of scenario
     FAST=(1 1 0)
@@ -102,7 +101,6 @@ else
     CONCURRENT=200
     REMOTE_BYTES=$((100 * MB))
     REMOTE_FILES=1000
-    STOP_UNITS=1000
     LUA_CFLAGS="-O2 -DLUA_USE_LINUX -w"
     FAST=(6 40 5)
     MEDIUM=(4 8 2)
@@ -591,9 +589,14 @@ MAKE
     # Both builds must work (and the traced one must record) before they are timed.
     make -s -C "$LUA" clean && make -s -j2 -C "$LUA" >/dev/null || die "the plain Lua build failed"
     make -s -C "$LUA" clean
-    make -s -j2 -C "$LUA" "$wrap" >/dev/null 2>"$WORK/trace-build.err" ||
+    # -v: each compile says "traced: N syscall stops, M paths".
+    make -s -j2 -C "$LUA" "WRAP=$IDEM run -v --trace --cache-dir $TC --root $LUA --" >/dev/null 2>"$WORK/trace-build.err" ||
         die "the traced Lua build failed: $(tail -n 5 "$WORK/trace-build.err")"
     [[ -f "$LUA/liblua.a" ]] || die "the traced Lua build made no liblua.a"
+    read -r stops stopped_units < <(awk '/traced: [0-9]+ syscall stops/ {
+        for (i = 1; i <= NF; i++) if ($i == "syscall") { s += $(i - 1); n++ } }
+        END { printf "%d %d\n", n ? s / n : 0, n }' "$WORK/trace-build.err")
+    ((stopped_units == lua_units)) || say "warning: idem -v reported stops for $stopped_units of $lua_units compiles"
     make -s -C "$LUA" clean
     err=$(make -s -j2 -C "$LUA" "WRAP=$IDEM run -v --trace --cache-dir $TC --root $LUA --" 2>&1 >/dev/null) ||
         die "the traced Lua rebuild failed: $err"
@@ -606,26 +609,10 @@ MAKE
         plain "make -s -C $LUA clean" "make -s -j2 -C $LUA" \
         rebuild "make -s -C $LUA clean" "make -s -j2 -C $LUA '$wrap'")
 
-    # Syscall stops per compile, from the tracer itself (examples/trace; the count does
-    # not depend on the build profile, so a debug build is enough).
-    if [[ -z "${TRACER:-}" ]]; then
-        (cd "$ROOT" && cargo build --quiet --example trace) >&2 || die "cargo build --example trace failed"
-        TRACER="${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/trace"
-    fi
-    mkdir -p "$WORK/stops"
-    n=0
-    for c in "$LUA"/*.c; do
-        ((n < STOP_UNITS)) || break
-        u=$(basename "$c" .c)
-        (cd "$LUA" && "$TRACER" --summary "$WORK/stops/$u.txt" -- gcc $LUA_CFLAGS -c "$u.c" -o "$WORK/stops/$u.o") ||
-            die "tracing the compile of $u.c failed"
-        n=$((n + 1))
-    done
-    stops=$(cat "$WORK"/stops/*.txt | awk '$1 == "stops" {s += $2; n++} END {printf "%d", s / n}')
     python3 "$LIB" ratio --results "$RESULTS" --id trace-build --kind ratio --max 1.5 \
         --scenario "cold build of Lua 5.4 ($lua_units compiles, make -j2), every compile under \`idem run --trace\`" \
         --target "≤ 1.5" --idem traced --peer plain --peer-label "the same make -j2 unwrapped" \
-        --note "$stops syscall stops per compile (mean of $n compiles, examples/trace); includes recording every object" \
+        --note "$stops syscall stops per compile (mean of $stopped_units, from idem -v); includes recording every object" \
         "$JSON"/trace-build.*.json
     python3 "$LIB" ratio --results "$RESULTS" --id trace-rebuild --kind info \
         --scenario "context: traced rebuild after make clean (every object replayed)" --target "—" \
@@ -638,6 +625,12 @@ MAKE
     cp "$LUA"/*.c "$LUA"/*.h "$HS/"
     # shellcheck disable=SC2206 # the flags are words
     unit=(gcc $LUA_CFLAGS -c lvm.c -o lvm.o)
+    # The tracer alone (examples/trace, a debug build: what it reports does not depend on
+    # the optimisation level) lists the compile's paths, for the untraced peer's -f.
+    if [[ -z "${TRACER:-}" ]]; then
+        (cd "$ROOT" && cargo build --quiet --example trace) >&2 || die "cargo build --example trace failed"
+        TRACER="${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/trace"
+    fi
     THC="$WORK/cache-trace-hit" UHC="$WORK/cache-untraced-hit" EHC="$WORK/cache-empty-hit"
     traced_hit=("$IDEM" run --trace --cache-dir "$THC" --root "$HS" -- "${unit[@]}")
     # A traced record converges in at most two runs: the first one saw lvm.o absent.
@@ -679,7 +672,7 @@ PY
     python3 "$LIB" ratio --results "$RESULTS" --id trace-hit-empty --kind overhead --max 2.0 \
         --scenario "same traced hit over an empty hit" --target "≤ +2 ms" \
         --idem traced --peer empty --peer-label "idem run -- true" "$JSON"/trace-hit.*.json
-    rm -rf "$LUA" "$HS" "$TC" "$THC" "$UHC" "$EHC" "$WORK/stops"
+    rm -rf "$LUA" "$HS" "$TC" "$THC" "$UHC" "$EHC"
 fi
 
 # -------------------------------------------------------------------------- report
