@@ -188,10 +188,10 @@ fn lookup_traced(
     let mut nsets = local_sets.len();
     let mut phase = |cache: &mut Cache, sets: &[Vec<crate::deps::trace::Entry>]| loop {
         match traced::first_holding(&mut checker, &snap.deps, sets, &tried) {
-            traced::Phase::Holds(strong) => {
+            traced::Phase::Holds(strong, i) => {
                 tried.push(strong);
                 if let Some(v) = by_state(task, policy, cache, remote, &strong, now_ns)? {
-                    return Ok::<_, anyhow::Error>(Some(v));
+                    return Ok::<_, anyhow::Error>(Some((v, i)));
                 }
             }
             traced::Phase::None { change, .. } => {
@@ -202,13 +202,18 @@ fn lookup_traced(
             }
         }
     };
-    if let Some(v) = phase(cache, &local_sets)? {
+    if let Some((v, _)) = phase(cache, &local_sets)? {
         return Ok(v);
     }
     if remote.is_some() {
         let theirs = traced::remote_sets(remote, &weak);
         nsets += theirs.len();
-        if let Some(v) = phase(cache, &theirs)? {
+        if let Some((v, i)) = phase(cache, &theirs)? {
+            if v.is_hit() {
+                // Adopted: the next lookup finds the set locally (best effort).
+                let set = traced::encode_set(&theirs[i]);
+                let _ = cache.db.add_trace_sets(&weak, &task.key, &[set], now_ns);
+            }
             return Ok(v);
         }
     }

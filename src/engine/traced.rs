@@ -84,8 +84,12 @@ pub fn load_sets(cache: &mut Cache, weak: &[u8; 32]) -> Result<Vec<Vec<Entry>>> 
 /// The first recorded set whose entries all hold now, as a strong key; else the change
 /// that rules out the newest set (for `-v` and `explain`).
 pub enum Phase {
-    Holds([u8; 32]),
-    None { sets: usize, change: Option<String> },
+    /// The strong key of the set at this index.
+    Holds([u8; 32], usize),
+    None {
+        sets: usize,
+        change: Option<String>,
+    },
 }
 
 /// Checks `sets` newest first; `tried` gets every strong key that held (a set whose
@@ -97,12 +101,12 @@ pub fn first_holding(
     skip: &[[u8; 32]],
 ) -> Phase {
     let mut change = None;
-    for entries in sets {
+    for (i, entries) in sets.iter().enumerate() {
         match checker.check(entries) {
             Check::Unchanged => {
                 let strong = strong_key(declared, entries);
                 if !skip.contains(&strong) {
-                    return Phase::Holds(strong);
+                    return Phase::Holds(strong, i);
                 }
             }
             Check::Changed(c) => {

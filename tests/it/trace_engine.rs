@@ -323,3 +323,52 @@ fn deny_ptrace() -> std::io::Result<()> {
     }
     Ok(())
 }
+
+/// A traced record and its dependency set travel through a remote: a second machine
+/// (another checkout path, another cache) hits without running, outputs restored.
+#[test]
+fn a_traced_record_and_its_set_travel_through_a_remote() {
+    let Some(redis) = crate::common::servers::Redis::start() else {
+        return;
+    };
+    let url = redis.url();
+    let a = Traced::new();
+    let b = Ws::new();
+    for ws in [&a.ws, &b] {
+        ws.write("in.txt", "shared\n");
+    }
+    let o = a.run(&["--remote", &url], BUILD);
+    assert_miss(&o);
+    // Machine B: same command, same ignored counter, its own checkout and cache.
+    let ignore = a.ignore();
+    let full = format!("{BUILD}; echo run >> {}", a.counter_file());
+    let o = b.run(&[
+        "-v",
+        "--trace",
+        "--trace-ignore",
+        &ignore,
+        "--remote",
+        &url,
+        "--",
+        "sh",
+        "-c",
+        &full,
+    ]);
+    assert_hit(&o);
+    assert!(stderr(&o).contains("remote"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "shared\n");
+    assert_eq!(b.read("out.txt"), b"shared\n");
+    assert_eq!(a.runs(), 1, "machine B did not run the command");
+    // Adopted locally: without the remote, B still hits.
+    let o = b.run(&[
+        "-v",
+        "--trace",
+        "--trace-ignore",
+        &ignore,
+        "--",
+        "sh",
+        "-c",
+        &full,
+    ]);
+    assert_hit(&o);
+}
