@@ -563,6 +563,8 @@ fn tee_streams(
                 continue;
             }
             let data = &buf[..n];
+            // A traced run's spinner never draws over the command's output.
+            crate::ui::progress::retire_quiet();
             let res = if idx == 0 {
                 let mut l = stdout.lock();
                 l.write_all(data).and_then(|_| l.flush())

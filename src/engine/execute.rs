@@ -85,7 +85,13 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
     let setup: Option<exec::TraceSetup> = None;
     // Inputs whose ctime is at or after this changed while the command ran (race guard).
     let started_ns = crate::clock::real_now_ns();
-    let ran = exec::run_captured(&mut cmd, &runner.cache.blobs, setup.as_ref());
+    let ran = if setup.is_some() {
+        crate::ui::progress::during_quiet(runner.policy.progress, "traced", &stops_so_far, || {
+            exec::run_captured(&mut cmd, &runner.cache.blobs, setup.as_ref())
+        })
+    } else {
+        exec::run_captured(&mut cmd, &runner.cache.blobs, None)
+    };
     let mut outcome = match ran {
         Ok(o) => o,
         Err(exec::CaptureError::NotRun(not_run)) => return not_run.report(),
@@ -131,6 +137,22 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
         ui::warn(format!("not recorded: {e:#}"));
     }
     code
+}
+
+/// The traced run's spinner status: the syscall stops so far.
+fn stops_so_far() -> String {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    {
+        format!(": {} syscalls", crate::trace::stops_so_far())
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    String::new()
 }
 
 /// What tracing means for recording: `None` when this run must not be recorded (the
