@@ -7,6 +7,7 @@ pub mod files;
 pub mod hash;
 pub mod program;
 pub mod stat_cache;
+pub mod trace;
 pub mod url;
 pub mod walk;
 
@@ -20,6 +21,18 @@ pub enum Kind {
     Url = 3,
     Program = 4,
     Stdin = 5,
+    /// Traced (`--trace`, deps/trace.rs): a file whose content the command read.
+    TraceRead = 10,
+    /// Traced: a path the command looked up (stat, access, ...): kind, size, mode, mtime.
+    TraceProbe = 11,
+    /// Traced: a path the command found missing.
+    TraceAbsent = 12,
+    /// Traced: a directory whose entries the command listed.
+    TraceListing = 13,
+    /// Traced: a symlink whose target the command read.
+    TraceLink = 14,
+    /// Traced: a program the command executed or mapped (executable, interpreter).
+    TraceExec = 15,
 }
 
 impl Kind {
@@ -30,6 +43,12 @@ impl Kind {
             3 => Kind::Url,
             4 => Kind::Program,
             5 => Kind::Stdin,
+            10 => Kind::TraceRead,
+            11 => Kind::TraceProbe,
+            12 => Kind::TraceAbsent,
+            13 => Kind::TraceListing,
+            14 => Kind::TraceLink,
+            15 => Kind::TraceExec,
             _ => bail!("unknown dependency kind {v}"),
         })
     }
@@ -41,7 +60,18 @@ impl Kind {
             Kind::Url => "url",
             Kind::Program => "program",
             Kind::Stdin => "stdin",
+            Kind::TraceRead => "file",
+            Kind::TraceProbe => "path",
+            Kind::TraceAbsent => "absent",
+            Kind::TraceListing => "dir",
+            Kind::TraceLink => "link",
+            Kind::TraceExec => "program",
         }
+    }
+
+    /// A kind `--trace` discovers (deps/trace.rs), as opposed to a declared one.
+    pub fn is_traced(self) -> bool {
+        (Kind::TraceRead as u8..=Kind::TraceExec as u8).contains(&(self as u8))
     }
 }
 
