@@ -50,7 +50,14 @@ fn detail(old: Option<&DepState>, new: Option<&DepState>) -> Option<String> {
                     .then(|| "mode changed (executable bit)".to_string())
             }
         },
-        _ => None,
+        // Traced entries explain themselves through deps::trace::Change's message.
+        Kind::Stdin
+        | Kind::TraceRead
+        | Kind::TraceProbe
+        | Kind::TraceAbsent
+        | Kind::TraceListing
+        | Kind::TraceLink
+        | Kind::TraceExec => None,
     }
 }
 

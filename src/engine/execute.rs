@@ -83,7 +83,17 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
         any(target_arch = "x86_64", target_arch = "aarch64")
     )))]
     let setup: Option<exec::TraceSetup> = None;
-    // Inputs whose ctime is at or after this changed while the command ran (race guard).
+    // Inputs whose ctime is at or after this changed while the command ran (race guard);
+    // read from the clock file timestamps come from.
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    let started_ns = crate::deps::trace::run_start_ns();
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
     let started_ns = crate::clock::real_now_ns();
     let ran = if setup.is_some() {
         crate::ui::progress::during_quiet(runner.policy.progress, "traced", &stops_so_far, || {
