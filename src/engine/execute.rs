@@ -119,15 +119,28 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
     if let Err(e) = runner.cache.db.add_stat(Counter::Misses, 1) {
         ui::warn(format!("cannot count the miss: {e:#}"));
     }
-    let traced = match after_trace(runner, &snap, &mut outcome, started_ns, &mut code) {
+    let recordable = match outcome.exit {
+        Exit::Code(c) => {
+            (c == 0 || runner.policy.failures == Failures::Replay) && !outcome.interrupted
+        }
+        Exit::Signal(_) => false,
+    };
+    // Before the exit-code checks: `--trace=check` reports whatever the exit code.
+    let traced = match after_trace(
+        runner,
+        &snap,
+        &mut outcome,
+        started_ns,
+        recordable,
+        &mut code,
+    ) {
         Some(t) => t,
         None => return code,
     };
     let Exit::Code(exit_code) = outcome.exit else {
         return code;
     };
-    let recordable = exit_code == 0 || runner.policy.failures == Failures::Replay;
-    if outcome.interrupted || !recordable {
+    if !recordable {
         return code;
     }
     let Some(captured) = outcome.captured else {
@@ -175,6 +188,7 @@ fn after_trace(
     snap: &Snapshot,
     outcome: &mut exec::Outcome,
     started_ns: i64,
+    recordable: bool,
     code: &mut i32,
 ) -> Option<Option<TracedFindings>> {
     let Some(tracing) = &runner.task.trace else {
@@ -211,6 +225,10 @@ fn after_trace(
             }
             return Some(None);
         }
+        if !recordable {
+            // A failure or an interrupted run: nothing to record, nothing to warn about.
+            return Some(None);
+        }
         super::traced::findings(&runner.task, &runner.policy, log, started_ns).map(Some)
     }
     #[cfg(not(all(
@@ -234,6 +252,9 @@ struct Run {
 /// Race guard, output capture, the record (last), the stat cache, the upload, auto-gc.
 fn record(runner: &mut Runner, snap: &Snapshot, run: Run, exec_key: Counted<'_>) -> Result<()> {
     let task = &runner.task;
+    if task.traced() && run.traced.is_none() {
+        anyhow::bail!("a traced task's run without its traced inputs (a bug in idem)");
+    }
     let state_key = snap.state_key();
     // Race guard: an outcome is stored only under the exact state it was computed from.
     let stdin_state = snap.deps.iter().find(|d| d.kind == Kind::Stdin).cloned();
