@@ -372,3 +372,33 @@ fn a_traced_record_and_its_set_travel_through_a_remote() {
     ]);
     assert_hit(&o);
 }
+
+/// idem.toml's `trace` field is `--trace`: a named traced task records, hits and
+/// restores its outputs; a bad mode is refused before anything runs.
+#[test]
+fn a_named_task_can_be_traced() {
+    let t = Traced::new();
+    t.ws.write("in.txt", "one\n");
+    t.ws.write(
+        "idem.toml",
+        format!(
+            "[task.build]\nrun = \"{BUILD}; echo run >> {}\"\ntrace = \"record\"\ntrace-ignore = [\"{}\"]\n",
+            t.counter_file(),
+            t.ignore()
+        ),
+    );
+    let o = t.ws.run(&["-v", "build"]);
+    assert_miss(&o);
+    assert!(stderr(&o).contains("traced"), "{}", stderr(&o));
+    std::fs::remove_file(t.ws.path("out.txt")).unwrap();
+    let o = t.ws.run(&["-v", "build"]);
+    assert_hit(&o);
+    assert_eq!(t.ws.read("out.txt"), b"one\n");
+    assert_eq!(t.runs(), 1);
+    t.ws.write(
+        "idem.toml",
+        "[task.build]\nrun = \"true\"\ntrace = \"bogus\"\n",
+    );
+    let o = t.ws.run(&["build"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
