@@ -199,14 +199,24 @@ fn after_trace(
         any(target_arch = "x86_64", target_arch = "aarch64")
     ))]
     {
-        let exec::TraceResult::Log(log) = &mut outcome.trace else {
-            // Tracing was lost (warned): a traced task's record would lack its inputs;
-            // a checked run has nothing to report, and its declared record stands.
-            return if runner.task.traced() {
-                None
-            } else {
-                Some(None)
-            };
+        let log = match &mut outcome.trace {
+            exec::TraceResult::Log(log) => log,
+            // A traced task's record would lack its inputs: never recorded. A checked
+            // run has nothing to report, and its declared record stands.
+            exec::TraceResult::Refused(why) if runner.task.traced() => {
+                ui::warn(format!(
+                    "cannot trace here ({why}); ran the command untraced and did not record it"
+                ));
+                return None;
+            }
+            exec::TraceResult::Refused(why) => {
+                ui::warn(format!(
+                    "cannot trace here ({why}); ran the command untraced, nothing was checked"
+                ));
+                return Some(None);
+            }
+            _ if runner.task.traced() => return None,
+            _ => return Some(None),
         };
         if runner.policy.verbose {
             ui::note(format!(

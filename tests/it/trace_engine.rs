@@ -291,7 +291,26 @@ fn refused_ptrace_warns_runs_and_does_not_record() {
     let err = stderr(&o);
     assert!(err.contains("cannot trace here"), "{err}");
     assert_eq!(err.matches("warning").count(), 1, "{err}");
+    assert!(err.contains("did not record"), "{err}");
     assert_eq!(record_count(&ws), 0);
+    // --trace=check under the same policy: its declared record still stands.
+    let mut c = ws.idem(&[
+        "run",
+        "--trace=check",
+        "-f",
+        "in.txt",
+        "--",
+        "cat",
+        "in.txt",
+    ]);
+    // SAFETY: as above.
+    unsafe {
+        c.pre_exec(deny_ptrace);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing was checked"), "{}", stderr(&o));
+    assert_eq!(record_count(&ws), 1);
 }
 
 fn deny_ptrace() -> std::io::Result<()> {
