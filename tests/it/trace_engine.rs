@@ -421,3 +421,78 @@ fn a_named_task_can_be_traced() {
     let o = t.ws.run(&["build"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+/// An inet connect makes a traced run unrecordable (one warning naming the way out);
+/// `--trace-net=allow` records it anyway, under its own task key.
+#[test]
+fn the_network_is_not_recorded_unless_allowed() {
+    let ws = Ws::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = format!("echo ping > /dev/tcp/127.0.0.1/{port}; echo done");
+    let deny = ws.run(&["-v", "--trace", "--", "bash", "-c", &script]);
+    assert_eq!(stdout(&deny), "done\n", "{}", stderr(&deny));
+    assert!(stderr(&deny).contains("not recorded"), "{}", stderr(&deny));
+    assert_eq!(record_count(&ws), 0);
+    let plain = ws.run(&["--trace", "--", "bash", "-c", &script]);
+    assert!(
+        stderr(&plain).contains("--trace-net=allow"),
+        "{}",
+        stderr(&plain)
+    );
+    let allow = [
+        "-v",
+        "--trace",
+        "--trace-net=allow",
+        "--",
+        "bash",
+        "-c",
+        &script,
+    ];
+    assert_miss(&ws.run(&allow));
+    assert_eq!(record_count(&ws), 1);
+    assert_hit(&ws.run(&allow));
+    drop(listener);
+}
+
+/// Forgetting a traced task drops its dependency sets with its records (SQLite row and
+/// hot file): the next run is a miss, not a set pointing at nothing.
+#[test]
+fn forget_drops_the_dependency_sets() {
+    let t = Traced::new();
+    t.ws.write("in.txt", "one\n");
+    assert_miss(&t.run(&[], BUILD));
+    let sets = || {
+        std::fs::read_dir(t.ws.cache.join("hot"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "sets"))
+            .count()
+    };
+    assert_eq!(sets(), 1);
+    let ignore = t.ignore();
+    let full = format!("{BUILD}; echo run >> {}", t.counter_file());
+    let o =
+        t.ws.idem(&[
+            "forget",
+            "--trace",
+            "--trace-ignore",
+            &ignore,
+            "--",
+            "sh",
+            "-c",
+            &full,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("forgot 1 record"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(sets(), 0, "the set-index hot file went with the records");
+    let o = t.run(&[], BUILD);
+    assert_miss(&o);
+    assert!(stderr(&o).contains("no traced record"), "{}", stderr(&o));
+}
