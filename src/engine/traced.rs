@@ -163,6 +163,15 @@ pub fn findings(
             return None;
         }
     };
+    // An output named through `..` (`make -C lib` writing `../out/x.o`) is captured at
+    // the path it really is, when that is a canonical workspace path.
+    found.outputs = found
+        .outputs
+        .into_iter()
+        .map(|key| canonical_output(&task.ws, key))
+        .collect();
+    found.outputs.sort();
+    found.outputs.dedup();
     // Writes idem could never restore (the gate refuses them): not recordable.
     for key in &found.outputs {
         if unrestorable(task, policy, key) {
@@ -197,9 +206,43 @@ pub fn findings(
     None
 }
 
-/// Paths a traced record may not restore: under `.git/`, or in the cache directory.
+/// The workspace key of the file an output key names through `.`/`..`: its parent
+/// directory resolved (the file is there after the run), its name kept. Unchanged when
+/// already canonical or when it cannot be resolved (then refused by `unrestorable`).
+fn canonical_output(ws: &crate::spec::Workspace, key: Vec<u8>) -> Vec<u8> {
+    let odd = |c: &[u8]| c == b".." || c == b"." || c.is_empty();
+    if key.starts_with(b"/") || !key.split(|&b| b == b'/').any(odd) {
+        return key;
+    }
+    let abs = ws.path_of(&key);
+    let (Some(parent), Some(name)) = (abs.parent(), abs.file_name()) else {
+        return key;
+    };
+    if odd(name.as_bytes()) {
+        return key;
+    }
+    match std::fs::canonicalize(parent) {
+        Ok(real) => {
+            let resolved = ws.key_of(&real.join(name));
+            if resolved.starts_with(b"/") || resolved == b"." {
+                key
+            } else {
+                resolved
+            }
+        }
+        Err(_) => key,
+    }
+}
+
+/// Paths a traced record may not restore: under `.git/`, in the cache directory, or
+/// named through `..`/`.` (kept as the program named them: the restore gate accepts only
+/// canonical paths, so such a record would never replay).
 fn unrestorable(task: &Task, policy: &Policy, key: &[u8]) -> bool {
-    if key.starts_with(b"/") || key.split(|&b| b == b'/').any(|c| c == b".git") {
+    if key.starts_with(b"/")
+        || key
+            .split(|&b| b == b'/')
+            .any(|c| c == b".git" || c == b".." || c == b"." || c.is_empty())
+    {
         return true;
     }
     let abs = task.ws.path_of(key);

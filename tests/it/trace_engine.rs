@@ -496,3 +496,19 @@ fn forget_drops_the_dependency_sets() {
     assert_miss(&o);
     assert!(stderr(&o).contains("no traced record"), "{}", stderr(&o));
 }
+
+/// Outputs named through `..` are captured where they really are and restored there;
+/// a write under `.git/` is never recorded (the gate would refuse to restore it).
+#[test]
+fn outputs_through_dotdot_are_restored_and_git_writes_are_not_recorded() {
+    let t = Traced::new();
+    t.ws.write("sub/keep", "");
+    let script = "echo made > sub/../made.txt";
+    assert_miss(&t.run(&[], script));
+    std::fs::remove_file(t.ws.path("made.txt")).unwrap();
+    assert_hit(&t.run(&[], script));
+    assert_eq!(t.ws.read("made.txt"), b"made\n");
+    let o = t.run(&[], "echo x > .git/planted");
+    assert!(stderr(&o).contains(".git/planted"), "{}", stderr(&o));
+    assert_eq!(record_count(&t.ws), 1);
+}
