@@ -186,7 +186,7 @@ fn lookup_traced(
     let mut first_change = None;
     let local_sets = traced::load_sets(cache, &weak)?;
     let mut nsets = local_sets.len();
-    let mut phase = |cache: &mut Cache, sets: &[Vec<crate::deps::trace::Entry>]| loop {
+    let mut phase = |cache: &mut Cache, sets: &[Vec<u8>]| loop {
         match traced::first_holding(&mut checker, &snap.deps, sets, &tried) {
             traced::Phase::Holds(strong, i) => {
                 tried.push(strong);
@@ -211,7 +211,7 @@ fn lookup_traced(
         if let Some((v, i)) = phase(cache, &theirs)? {
             if v.is_hit() {
                 // Adopted: the next lookup finds the set locally (best effort).
-                let set = traced::encode_set(&theirs[i]);
+                let set = theirs[i].clone();
                 let _ = cache.db.add_trace_sets(&weak, &task.key, &[set], now_ns);
             }
             return Ok(v);

@@ -64,21 +64,20 @@ fn decode_set(data: &[u8]) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// The weak key's entry lists, newest first: from its hot file, else from SQLite (which
-/// then rewrites the hot file). A corrupt list is skipped, never guessed at.
-pub fn load_sets(cache: &mut Cache, weak: &[u8; 32]) -> Result<Vec<Vec<Entry>>> {
-    let raw = match hot::load_sets(&cache.dir, weak).and_then(|d| trace_sets::decode_sets(&d).ok())
-    {
-        Some(sets) => sets,
+/// The weak key's entry lists, newest first, still encoded (each is decoded only when
+/// the lookup gets to it: the newest usually decides): from its hot file, else from
+/// SQLite (which then rewrites the hot file).
+pub fn load_sets(cache: &mut Cache, weak: &[u8; 32]) -> Result<trace_sets::Sets> {
+    match hot::load_sets(&cache.dir, weak).and_then(|d| trace_sets::decode_sets(&d).ok()) {
+        Some(sets) => Ok(sets),
         None => {
             let sets = cache.db.trace_sets(weak)?;
             if !sets.is_empty() {
                 let _ = cache.db.refresh_hot_sets(weak);
             }
-            sets
+            Ok(sets)
         }
-    };
-    Ok(raw.iter().filter_map(|s| decode_set(s).ok()).collect())
+    }
 }
 
 /// The first recorded set whose entries all hold now, as a strong key; else the change
@@ -92,19 +91,23 @@ pub enum Phase {
     },
 }
 
-/// Checks `sets` newest first; `tried` gets every strong key that held (a set whose
-/// record is gone is passed over by the caller, which asks again with `skip`).
+/// Checks the encoded `sets` newest first (a list that does not decode is passed over,
+/// never guessed at). A set whose strong key is in `skip` (its record is gone) is passed
+/// over too: the caller asks again with it added.
 pub fn first_holding(
     checker: &mut Checker,
     declared: &[DepState],
-    sets: &[Vec<Entry>],
+    sets: &[Vec<u8>],
     skip: &[[u8; 32]],
 ) -> Phase {
     let mut change = None;
-    for (i, entries) in sets.iter().enumerate() {
-        match checker.check(entries) {
+    for (i, raw) in sets.iter().enumerate() {
+        let Ok(entries) = decode_set(raw) else {
+            continue;
+        };
+        match checker.check(&entries) {
             Check::Unchanged => {
-                let strong = strong_key(declared, entries);
+                let strong = strong_key(declared, &entries);
                 if !skip.contains(&strong) {
                     return Phase::Holds(strong, i);
                 }
@@ -123,15 +126,10 @@ pub fn first_holding(
 }
 
 /// The remote's copy of a weak key's index (empty without a remote or on any fault).
-pub fn remote_sets(remote: Option<&Shared>, weak: &[u8; 32]) -> Vec<Vec<Entry>> {
-    let Some(r) = remote else {
-        return Vec::new();
-    };
-    r.get_trace_sets(weak)
+pub fn remote_sets(remote: Option<&Shared>, weak: &[u8; 32]) -> trace_sets::Sets {
+    remote
+        .and_then(|r| r.get_trace_sets(weak))
         .unwrap_or_default()
-        .iter()
-        .filter_map(|s| decode_set(s).ok())
-        .collect()
 }
 
 /// A traced run's findings, or `None` (warned once, reasons under `-v`) when it must not
