@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -26,10 +27,33 @@ struct Seen {
 /// A directory's entries as (name, kind letter), sorted.
 type Listing = Vec<(Vec<u8>, u8)>;
 
+/// FNV-1a: the memo is keyed by path bytes from our own records, thousands per lookup;
+/// SipHash's DoS resistance buys nothing here and costs a third of a warm check.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
 /// See the module doc.
 pub struct Checker<'a> {
     ws: &'a Workspace,
-    seen: HashMap<Vec<u8>, Seen>,
+    seen: HashMap<Vec<u8>, Seen, BuildHasherDefault<Fnv>>,
     /// Reused to build absolute paths without an allocation per entry.
     buf: PathBuf,
     work: Work,
@@ -48,7 +72,7 @@ impl<'a> Checker<'a> {
     pub fn new(ws: &'a Workspace) -> Self {
         Checker {
             ws,
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             buf: PathBuf::new(),
             work: Work::default(),
         }
@@ -62,6 +86,9 @@ impl<'a> Checker<'a> {
     /// Unchanged when every entry's state now equals the recorded one; else the first
     /// entry that differs.
     pub fn check(&mut self, entries: &[Entry]) -> Check {
+        if self.seen.is_empty() {
+            self.seen.reserve(entries.len());
+        }
         for e in entries {
             if let Some(change) = self.check_one(e) {
                 return Check::Changed(change);
@@ -151,15 +178,10 @@ fn fast_path(fp: &Fingerprint, l: &Looked) -> bool {
 /// `None` = unchanged (proved without computing it); `Some(state)` = the state now,
 /// compared by the caller.
 fn absent_now(seen: &mut Seen, path: &Path) -> Option<Vec<u8>> {
-    match looked(&mut seen.lstat, path, false) {
-        Err(e) if state::is_gone(*e) => None,
-        l => {
-            let l = match l {
-                Ok(md) => Ok(md.clone()),
-                Err(e) => Err(*e),
-            };
-            Some(state::attrs(&l, Level::Full, || link_of(seen, path)))
-        }
+    let l = *looked(&mut seen.lstat, path, false);
+    match l {
+        Err(e) if state::is_gone(e) => None,
+        l => Some(state::attrs(&l, Level::Full, || link_of(seen, path))),
     }
 }
 
@@ -181,7 +203,7 @@ fn content_now(
         return None;
     }
     let md = match l {
-        Ok(md) if md.is_file() => md.clone(),
+        Ok(md) if md.is_file() => *md,
         Ok(md) => return Some(state::non_file_state(md)),
         Err(e) if state::is_gone(*e) => return Some(state::GONE.to_vec()),
         Err(e) => return Some(format!("unreadable errno={e}").into_bytes()),
@@ -240,12 +262,8 @@ fn probe_now(
     } else {
         &mut seen.lstat
     };
-    let l = looked(slot, path, follow);
-    let l = match l {
-        Ok(md) => Ok(md.clone()),
-        Err(e) => Err(*e),
-    };
-    let is_link = matches!(&l, Ok(md) if md.file_type().is_symlink());
+    let l = *looked(slot, path, follow);
+    let is_link = matches!(&l, Ok(md) if md.is_symlink());
     if is_link && level == Level::Full && fast_path(fp, &l) {
         return None;
     }
