@@ -19,9 +19,11 @@ struct Seen {
     stat: Option<Looked>,
     lstat: Option<Looked>,
     /// blake3 of the content, or the error that prevented reading it.
-    hash: Option<Result<[u8; 32], String>>,
+    /// With the time it was observed (`i64::MIN`: the file moved while it was read).
+    hash: Option<Result<([u8; 32], i64), String>>,
     link: Option<Vec<u8>>,
-    listing: Option<Result<Listing, String>>,
+    /// With the time it was read.
+    listing: Option<Result<(Listing, i64), String>>,
 }
 
 /// A directory's entries as (name, kind letter), sorted.
@@ -95,6 +97,53 @@ impl<'a> Checker<'a> {
             }
         }
         Check::Unchanged
+    }
+
+    /// After an `Unchanged` check: gives the entries this checker had to hash or list
+    /// (a changed or racy fingerprint) and found unchanged the fingerprint they have
+    /// now, when it can be trusted from now on. True when any changed: storing the list
+    /// again spares the next lookups that hashing (a file recorded right after it was
+    /// written, as a build's previous step leaves it, is racy until then).
+    pub fn refresh(&self, entries: &mut [Entry]) -> bool {
+        let mut refreshed = false;
+        for e in entries.iter_mut() {
+            let Some(seen) = self.seen.get(&e.dep.name) else {
+                continue;
+            };
+            let Some(Ok(md)) = seen.stat else {
+                continue;
+            };
+            let recorded = e.dep.state.as_slice();
+            let observed = if recorded.starts_with(state::CONTENT) {
+                match &seen.hash {
+                    Some(Ok((h, at)))
+                        if md.is_file()
+                            && state::content_state(h, &md, recorded.ends_with(b"+x"))
+                                == recorded =>
+                    {
+                        *at
+                    }
+                    _ => continue,
+                }
+            } else if recorded.starts_with(state::LISTING) {
+                match &seen.listing {
+                    Some(Ok((l, at)))
+                        if state::listing_now(l, &state::listing_masks(recorded)) == recorded =>
+                    {
+                        *at
+                    }
+                    _ => continue,
+                }
+            } else {
+                continue;
+            };
+            let fp = state::fingerprint(&md, observed);
+            if !fp.is_racy() && fp != e.fp {
+                e.fp = fp;
+                refreshed = true;
+            }
+        }
+        refreshed
     }
 
     fn check_one(&mut self, e: &Entry) -> Option<Change> {
@@ -210,12 +259,10 @@ fn content_now(
     };
     let hash = seen.hash.get_or_insert_with(|| {
         work.hashed += 1;
-        state::hash_content(path, &md)
-            .map(|(h, _)| h)
-            .map_err(|e| e.to_string())
+        state::hash_content(path, &md).map_err(|e| e.to_string())
     });
     Some(match hash {
-        Ok(h) => state::content_state(h, &md, recorded.ends_with(b"+x")),
+        Ok((h, _)) => state::content_state(h, &md, recorded.ends_with(b"+x")),
         Err(e) => format!("unreadable: {e}").into_bytes(),
     })
 }
@@ -239,10 +286,13 @@ fn listing_now(
     }
     let entries = seen.listing.get_or_insert_with(|| {
         work.listed += 1;
-        state::read_listing(path).map_err(|e| e.to_string())
+        let at = crate::clock::real_now_ns();
+        state::read_listing(path)
+            .map(|l| (l, at))
+            .map_err(|e| e.to_string())
     });
     Some(match entries {
-        Ok(entries) => state::listing_now(entries, &state::listing_masks(recorded)),
+        Ok((entries, _)) => state::listing_now(entries, &state::listing_masks(recorded)),
         Err(e) => format!("unreadable: {e}").into_bytes(),
     })
 }

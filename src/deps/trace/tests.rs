@@ -740,3 +740,27 @@ fn findings_of_a_real_traced_shell() {
         "dir d/ listing changed"
     );
 }
+
+#[test]
+fn a_rehashed_unchanged_entry_gets_a_fingerprint_the_next_lookup_trusts() {
+    // A system file, changed long ago (a fresh temp file stays racy for a clock tick).
+    let (_d, ws) = workspace();
+    let sh = Path::new("/bin/sh").canonicalize().unwrap();
+    let mut log = TraceLog::default();
+    input(&mut log, &sh, Inputs::READ);
+    let f = run(&log, &ws, started_now());
+    let mut entries = f.entries.clone();
+    // As if recorded from another inode with the same content (a relocated checkout).
+    entries[0].fp.ino ^= 1;
+    let before = entries.clone();
+    let mut c = Checker::new(&ws);
+    assert_eq!(c.check(&entries), Check::Unchanged);
+    assert_eq!(c.work().hashed, 1);
+    assert!(c.refresh(&mut entries));
+    assert_eq!(entries[0].dep, before[0].dep, "states never change");
+    assert_eq!(entries[0].fp.ino, before[0].fp.ino ^ 1);
+    let mut c = Checker::new(&ws);
+    assert_eq!(c.check(&entries), Check::Unchanged);
+    assert_eq!(c.work().hashed, 0, "the refreshed fingerprint is trusted");
+    assert!(!c.refresh(&mut entries), "nothing left to refresh");
+}
