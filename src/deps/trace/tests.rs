@@ -764,3 +764,64 @@ fn a_rehashed_unchanged_entry_gets_a_fingerprint_the_next_lookup_trusts() {
     assert_eq!(c.work().hashed, 0, "the refreshed fingerprint is trusted");
     assert!(!c.refresh(&mut entries), "nothing left to refresh");
 }
+
+/// The headline case on the real tracer and gcc: a header that appears earlier
+/// in the include path is a change; the set recorded once main.o exists holds.
+#[test]
+fn gcc_with_a_shadowing_header() {
+    use std::ffi::OsString;
+    let Some(gcc) = ["/usr/bin/gcc", "/usr/local/bin/gcc"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+    else {
+        assert!(std::env::var_os("CI").is_none(), "gcc is needed in CI");
+        eprintln!("skipped: no gcc");
+        return;
+    };
+    let (_d, ws) = workspace();
+    let r = &ws.root;
+    std::fs::create_dir(r.join("inc1")).unwrap();
+    write(&r.join("inc2/v.h"), "#define V 2\n");
+    write(
+        &r.join("main.c"),
+        "#include \"v.h\"\nint v(void) { return V; }\n",
+    );
+    let argv: Vec<OsString> = ["gcc", "-Iinc1", "-Iinc2", "-c", "main.c", "-o", "main.o"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    let compile = || {
+        let mut cmd = crate::trace::TraceCommand::new(&gcc, argv.clone());
+        cmd.cwd = Some(r.clone());
+        let started = started_now();
+        let traced = crate::trace::trace(cmd, &crate::trace::TraceOptions::default()).unwrap();
+        assert_eq!(traced.exit, crate::trace::Exit::Code(0));
+        run(&traced.log, &ws, started)
+    };
+    let first = compile();
+    assert!(first.unrecordable.is_empty(), "{:?}", first.unrecordable);
+    assert_eq!(first.outputs, vec![b"main.o".to_vec()]);
+    assert_eq!(state_of(&first, "main.o"), "absent");
+    assert_eq!(entry(&first, "inc1/v.h").dep.kind, Kind::TraceAbsent);
+    assert_eq!(entry(&first, "inc2/v.h").dep.kind, Kind::TraceRead);
+    // main.o now exists: the first set misses on it, the second holds.
+    assert_eq!(
+        changed(Checker::new(&ws).check(&first.entries)),
+        "file main.o appeared"
+    );
+    let second = compile();
+    assert!(second.unrecordable.is_empty(), "{:?}", second.unrecordable);
+    assert_eq!(Checker::new(&ws).check(&second.entries), Check::Unchanged);
+    write(&r.join("inc1/v.h"), "#define V 1\n");
+    assert_eq!(
+        changed(Checker::new(&ws).check(&second.entries)),
+        "file inc1/v.h appeared"
+    );
+    std::fs::remove_file(r.join("inc1/v.h")).unwrap();
+    write(&r.join("inc2/v.h"), "#define V 3\n");
+    assert_eq!(
+        changed(Checker::new(&ws).check(&second.entries)),
+        "file inc2/v.h changed"
+    );
+}
