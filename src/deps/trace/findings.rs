@@ -32,7 +32,12 @@ pub fn findings(log: &TraceLog, opts: &TraceOpts) -> Result<Findings> {
     }
     let first_listing = first_listings(log);
     for (path, u) in &log.paths {
-        let key = opts.ws.key_of(path);
+        let mut key = opts.ws.key_of(path);
+        // `root/sub/../../x` may lead anywhere: never an output to restore under the
+        // root, and its name stays the absolute path the program used.
+        if key.split(|&b| b == b'/').any(|c| c == b"..") {
+            key = path.as_os_str().as_bytes().to_vec();
+        }
         let inside = !key.starts_with(b"/");
         if opts.ignore.is_match(path)
             || (inside && opts.ignore.is_match(Path::new(OsStr::from_bytes(&key))))

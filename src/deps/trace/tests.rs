@@ -424,10 +424,24 @@ fn workspace_paths_are_keys_and_others_absolute_and_ignore_globs_apply_to_both()
     let mut b = GlobSetBuilder::new();
     b.add(Glob::new("**/__pycache__/**").unwrap());
     b.add(Glob::new(&format!("{}/skip/**", o.display())).unwrap());
+    // A path through the root with `..` may lead anywhere: it keeps its absolute name,
+    // and writing it is a side effect, never an output to restore under the root.
+    let escaping = r
+        .join("inc/../../")
+        .join(o.file_name().unwrap())
+        .join("sys.h");
+    input(&mut log, &escaping, Inputs::PROBE);
+    let escaping_out = r.join("inc/../out.txt");
+    write(&escaping_out, "o");
+    wrote(&mut log, &escaping_out, Writes::CREATED);
     let f = run_ignoring(&log, &ws, started_now(), &b.build().unwrap());
-    let names: Vec<Vec<u8>> = f.entries.iter().map(|e| e.dep.name.clone()).collect();
+    assert!(f.outputs.is_empty(), "{:?}", f.outputs);
+    assert_eq!(f.side_effects, vec![escaping_out]);
+    let mut names: Vec<Vec<u8>> = f.entries.iter().map(|e| e.dep.name.clone()).collect();
+    names.sort();
     let abs = o.join("sys.h").into_os_string().into_encoded_bytes();
-    let mut want = vec![abs, b"inc/v.h".to_vec()];
+    let esc = escaping.into_os_string().into_encoded_bytes();
+    let mut want = vec![abs, b"inc/v.h".to_vec(), esc];
     want.sort();
     assert_eq!(names, want);
 }
