@@ -150,6 +150,8 @@ impl std::fmt::Display for Change {
                 write!(f, "{} {name} appeared", appeared_kind(now))
             }
             (Kind::TraceListing, None) => write!(f, "dir {name}/ disappeared"),
+            // Recorded as a dangling symlink, now nothing at all.
+            (Kind::TraceAbsent, None) => write!(f, "link {name} disappeared"),
             (Kind::TraceListing, Some(_)) => write!(f, "dir {name}/ listing changed"),
             (kind, None) => write!(f, "{} {name} disappeared", kind.label()),
             (kind, Some(_)) => write!(f, "{} {name} changed", kind.label()),

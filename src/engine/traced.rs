@@ -161,8 +161,21 @@ pub fn findings(
             return None;
         }
     };
-    // An output named through `..` (`make -C lib` writing `../out/x.o`) is captured at
-    // the path it really is, when that is a canonical workspace path.
+    // A write named through `..` (`make -C lib` writing `../out/x.o`) is kept by its
+    // absolute name, as a side effect: when it really is in the workspace it is an
+    // output, captured at its canonical path (a hit must restore it).
+    let mut side_effects = Vec::new();
+    for p in std::mem::take(&mut found.side_effects) {
+        match written_inside(&task.ws, log, &p) {
+            Some(key)
+                if tracing
+                    .ignore
+                    .is_match(Path::new(std::ffi::OsStr::from_bytes(&key))) => {}
+            Some(key) => found.outputs.push(key),
+            None => side_effects.push(p),
+        }
+    }
+    found.side_effects = side_effects;
     found.outputs = found
         .outputs
         .into_iter()
@@ -202,6 +215,29 @@ pub fn findings(
         ));
     }
     None
+}
+
+/// The canonical workspace key of a path written through `..` that is still there
+/// (and not only removed) and really lies inside the workspace.
+fn written_inside(ws: &crate::spec::Workspace, log: &TraceLog, p: &Path) -> Option<Vec<u8>> {
+    if !p.components().any(|c| c == std::path::Component::ParentDir) {
+        return None;
+    }
+    let only_removed = log
+        .paths
+        .get(p)
+        .is_none_or(|u| u.writes == crate::trace::Writes::REMOVED);
+    if only_removed || std::fs::symlink_metadata(p).is_err() {
+        return None;
+    }
+    let (parent, name) = (p.parent()?, p.file_name()?);
+    let key = ws.key_of(&std::fs::canonicalize(parent).ok()?.join(name));
+    let canonical = !key.starts_with(b"/")
+        && key != b"."
+        && key
+            .split(|&b| b == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b"..");
+    canonical.then_some(key)
 }
 
 /// The workspace key of the file an output key names through `.`/`..`: its parent

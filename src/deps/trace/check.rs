@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -18,18 +19,43 @@ struct Seen {
     stat: Option<Looked>,
     lstat: Option<Looked>,
     /// blake3 of the content, or the error that prevented reading it.
-    hash: Option<Result<[u8; 32], String>>,
+    /// With the time it was observed (`i64::MIN`: the file moved while it was read).
+    hash: Option<Result<([u8; 32], i64), String>>,
     link: Option<Vec<u8>>,
-    listing: Option<Result<Listing, String>>,
+    /// With the time it was read.
+    listing: Option<Result<(Listing, i64), String>>,
 }
 
 /// A directory's entries as (name, kind letter), sorted.
 type Listing = Vec<(Vec<u8>, u8)>;
 
+/// FNV-1a: the memo is keyed by path bytes from our own records, thousands per lookup;
+/// SipHash's DoS resistance buys nothing here and costs a third of a warm check.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
 /// See the module doc.
 pub struct Checker<'a> {
     ws: &'a Workspace,
-    seen: HashMap<Vec<u8>, Seen>,
+    seen: HashMap<Vec<u8>, Seen, BuildHasherDefault<Fnv>>,
     /// Reused to build absolute paths without an allocation per entry.
     buf: PathBuf,
     work: Work,
@@ -48,7 +74,7 @@ impl<'a> Checker<'a> {
     pub fn new(ws: &'a Workspace) -> Self {
         Checker {
             ws,
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             buf: PathBuf::new(),
             work: Work::default(),
         }
@@ -62,12 +88,62 @@ impl<'a> Checker<'a> {
     /// Unchanged when every entry's state now equals the recorded one; else the first
     /// entry that differs.
     pub fn check(&mut self, entries: &[Entry]) -> Check {
+        if self.seen.is_empty() {
+            self.seen.reserve(entries.len());
+        }
         for e in entries {
             if let Some(change) = self.check_one(e) {
                 return Check::Changed(change);
             }
         }
         Check::Unchanged
+    }
+
+    /// After an `Unchanged` check: gives the entries this checker had to hash or list
+    /// (a changed or racy fingerprint) and found unchanged the fingerprint they have
+    /// now, when it can be trusted from now on. True when any changed: storing the list
+    /// again spares the next lookups that hashing (a file recorded right after it was
+    /// written, as a build's previous step leaves it, is racy until then).
+    pub fn refresh(&self, entries: &mut [Entry]) -> bool {
+        let mut refreshed = false;
+        for e in entries.iter_mut() {
+            let Some(seen) = self.seen.get(&e.dep.name) else {
+                continue;
+            };
+            let Some(Ok(md)) = seen.stat else {
+                continue;
+            };
+            let recorded = e.dep.state.as_slice();
+            let observed = if recorded.starts_with(state::CONTENT) {
+                match &seen.hash {
+                    Some(Ok((h, at)))
+                        if md.is_file()
+                            && state::content_state(h, &md, recorded.ends_with(b"+x"))
+                                == recorded =>
+                    {
+                        *at
+                    }
+                    _ => continue,
+                }
+            } else if recorded.starts_with(state::LISTING) {
+                match &seen.listing {
+                    Some(Ok((l, at)))
+                        if state::listing_now(l, &state::listing_masks(recorded)) == recorded =>
+                    {
+                        *at
+                    }
+                    _ => continue,
+                }
+            } else {
+                continue;
+            };
+            let fp = state::fingerprint(&md, observed);
+            if !fp.is_racy() && fp != e.fp {
+                e.fp = fp;
+                refreshed = true;
+            }
+        }
+        refreshed
     }
 
     fn check_one(&mut self, e: &Entry) -> Option<Change> {
@@ -151,15 +227,10 @@ fn fast_path(fp: &Fingerprint, l: &Looked) -> bool {
 /// `None` = unchanged (proved without computing it); `Some(state)` = the state now,
 /// compared by the caller.
 fn absent_now(seen: &mut Seen, path: &Path) -> Option<Vec<u8>> {
-    match looked(&mut seen.lstat, path, false) {
-        Err(e) if state::is_gone(*e) => None,
-        l => {
-            let l = match l {
-                Ok(md) => Ok(md.clone()),
-                Err(e) => Err(*e),
-            };
-            Some(state::attrs(&l, Level::Full, || link_of(seen, path)))
-        }
+    let l = *looked(&mut seen.lstat, path, false);
+    match l {
+        Err(e) if state::is_gone(e) => None,
+        l => Some(state::attrs(&l, Level::Full, || link_of(seen, path))),
     }
 }
 
@@ -181,19 +252,17 @@ fn content_now(
         return None;
     }
     let md = match l {
-        Ok(md) if md.is_file() => md.clone(),
+        Ok(md) if md.is_file() => *md,
         Ok(md) => return Some(state::non_file_state(md)),
         Err(e) if state::is_gone(*e) => return Some(state::GONE.to_vec()),
         Err(e) => return Some(format!("unreadable errno={e}").into_bytes()),
     };
     let hash = seen.hash.get_or_insert_with(|| {
         work.hashed += 1;
-        state::hash_content(path, &md)
-            .map(|(h, _)| h)
-            .map_err(|e| e.to_string())
+        state::hash_content(path, &md).map_err(|e| e.to_string())
     });
     Some(match hash {
-        Ok(h) => state::content_state(h, &md, recorded.ends_with(b"+x")),
+        Ok((h, _)) => state::content_state(h, &md, recorded.ends_with(b"+x")),
         Err(e) => format!("unreadable: {e}").into_bytes(),
     })
 }
@@ -217,10 +286,13 @@ fn listing_now(
     }
     let entries = seen.listing.get_or_insert_with(|| {
         work.listed += 1;
-        state::read_listing(path).map_err(|e| e.to_string())
+        let at = crate::clock::real_now_ns();
+        state::read_listing(path)
+            .map(|l| (l, at))
+            .map_err(|e| e.to_string())
     });
     Some(match entries {
-        Ok(entries) => state::listing_now(entries, &state::listing_masks(recorded)),
+        Ok((entries, _)) => state::listing_now(entries, &state::listing_masks(recorded)),
         Err(e) => format!("unreadable: {e}").into_bytes(),
     })
 }
@@ -240,12 +312,8 @@ fn probe_now(
     } else {
         &mut seen.lstat
     };
-    let l = looked(slot, path, follow);
-    let l = match l {
-        Ok(md) => Ok(md.clone()),
-        Err(e) => Err(*e),
-    };
-    let is_link = matches!(&l, Ok(md) if md.file_type().is_symlink());
+    let l = *looked(slot, path, follow);
+    let is_link = matches!(&l, Ok(md) if md.is_symlink());
     if is_link && level == Level::Full && fast_path(fp, &l) {
         return None;
     }

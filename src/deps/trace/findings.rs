@@ -12,7 +12,6 @@ use anyhow::Result;
 
 use super::state::{self, Level, Looked, Masks};
 use super::{Entry, Findings, Fingerprint, TraceOpts};
-use crate::deps::stat_cache::{ctime_ns, mtime_ns};
 use crate::deps::{DepState, Kind};
 use crate::trace::{Access, Inputs, PathUse, Reason, TraceLog, Writes};
 
@@ -33,7 +32,12 @@ pub fn findings(log: &TraceLog, opts: &TraceOpts) -> Result<Findings> {
     }
     let first_listing = first_listings(log);
     for (path, u) in &log.paths {
-        let key = opts.ws.key_of(path);
+        let mut key = opts.ws.key_of(path);
+        // `root/sub/../../x` may lead anywhere: never an output to restore under the
+        // root, and its name stays the absolute path the program used.
+        if key.split(|&b| b == b'/').any(|c| c == b"..") {
+            key = path.as_os_str().as_bytes().to_vec();
+        }
         let inside = !key.starts_with(b"/");
         if opts.ignore.is_match(path)
             || (inside && opts.ignore.is_match(Path::new(OsStr::from_bytes(&key))))
@@ -127,11 +131,6 @@ fn created_by_run(u: &PathUse) -> bool {
     }
 }
 
-/// Changed at or after the run's start (see `run_start_ns`).
-fn changed_since(md: &std::fs::Metadata, started_ns: i64) -> bool {
-    mtime_ns(md).max(ctime_ns(md)) >= started_ns
-}
-
 struct PathCtx<'a> {
     path: &'a Path,
     key: Vec<u8>,
@@ -208,7 +207,7 @@ impl PathCtx<'_> {
         if !i.contains(Inputs::READ) && !exec {
             return self.probe(); // listed a file: the listing failed, only its presence counts
         }
-        if changed_since(&md, self.opts.started_ns) {
+        if md.changed_since(self.opts.started_ns) {
             return Err(if self.u.is_written() {
                 format!(
                     "read, then wrote {}: its content before the run is gone",
@@ -235,7 +234,7 @@ impl PathCtx<'_> {
         )
     }
 
-    fn listing(&self, md: std::fs::Metadata) -> Found {
+    fn listing(&self, md: state::Meta) -> Found {
         if self.u.is_written() {
             return Err(format!(
                 "listed, then removed or replaced {}/: its entries before the run are gone",
@@ -293,7 +292,7 @@ impl PathCtx<'_> {
             };
             names.insert(name, letter);
         }
-        if !wrote_inside && changed_since(&md, self.opts.started_ns) {
+        if !wrote_inside && md.changed_since(self.opts.started_ns) {
             return Err(format!(
                 "dir {}/ changed while the command ran",
                 self.name()
@@ -336,7 +335,7 @@ impl PathCtx<'_> {
         if level == Level::Full {
             for looked in st.iter().chain(lst.iter()) {
                 match looked {
-                    Ok(md) if !md.is_dir() && changed_since(md, self.opts.started_ns) => {
+                    Ok(md) if !md.is_dir() && md.changed_since(self.opts.started_ns) => {
                         return Err(format!("{} changed while the command ran", self.name()))
                     }
                     Err(e) if state::is_gone(*e) && !i.contains(Inputs::ABSENT) => {
@@ -369,10 +368,10 @@ impl PathCtx<'_> {
             _ if self.u.is_written() => {
                 self.entry_of(Kind::TraceAbsent, state::ABSENT.to_vec(), Fingerprint::NONE)
             }
-            Ok(md) if md.file_type().is_symlink() && state::stat(self.path, true).is_err() => {
+            Ok(md) if md.is_symlink() && state::stat(self.path, true).is_err() => {
                 // A dangling symlink: missing to a lookup that follows it.
                 let observed = crate::clock::real_now_ns();
-                if changed_since(&md, self.opts.started_ns) {
+                if md.changed_since(self.opts.started_ns) {
                     return Err(format!("{} changed while the command ran", self.name()));
                 }
                 let target = state::read_link(self.path);

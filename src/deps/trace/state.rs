@@ -12,9 +12,8 @@
 //! - attrs: `file size=N mode=OOO mtime=NS`, `dir`, `symlink:<target>`, `fifo mode=OOO`
 //!   ...; reduced to a kind word (`file`) or `exists` for paths the command wrote later.
 
-use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::Fingerprint;
@@ -58,27 +57,60 @@ pub fn level_of(attrs: &[u8]) -> Level {
     }
 }
 
-pub fn kind_word(md: &Metadata) -> &'static str {
-    let ft = md.file_type();
-    if ft.is_file() {
-        "file"
-    } else if ft.is_dir() {
-        "dir"
-    } else if ft.is_symlink() {
-        "symlink"
-    } else if ft.is_fifo() {
-        "fifo"
-    } else if ft.is_socket() {
-        "socket"
-    } else if ft.is_char_device() {
-        "chardev"
-    } else {
-        "blockdev"
+/// What a stat says, compactly: a checker keeps one or two per path of a lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meta {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub mode: u32,
+}
+
+impl Meta {
+    pub fn of(md: &std::fs::Metadata) -> Meta {
+        Meta {
+            dev: md.dev(),
+            ino: md.ino(),
+            size: md.size(),
+            mtime_ns: mtime_ns(md),
+            ctime_ns: ctime_ns(md),
+            mode: md.mode(),
+        }
+    }
+    fn format(&self) -> u32 {
+        self.mode & libc::S_IFMT
+    }
+    pub fn is_file(&self) -> bool {
+        self.format() == libc::S_IFREG
+    }
+    pub fn is_dir(&self) -> bool {
+        self.format() == libc::S_IFDIR
+    }
+    pub fn is_symlink(&self) -> bool {
+        self.format() == libc::S_IFLNK
+    }
+    /// Changed at or after `ns` (mtime or ctime).
+    pub fn changed_since(&self, ns: i64) -> bool {
+        self.mtime_ns.max(self.ctime_ns) >= ns
     }
 }
 
-/// A lookup's result: the metadata, or the errno it failed with.
-pub type Looked = Result<Metadata, i32>;
+pub fn kind_word(md: &Meta) -> &'static str {
+    match md.format() {
+        libc::S_IFREG => "file",
+        libc::S_IFDIR => "dir",
+        libc::S_IFLNK => "symlink",
+        libc::S_IFIFO => "fifo",
+        libc::S_IFSOCK => "socket",
+        libc::S_IFCHR => "chardev",
+        _ => "blockdev",
+    }
+}
+
+/// A lookup's result: what stat said, or the errno it failed with.
+pub type Looked = Result<Meta, i32>;
 
 pub fn stat(path: &Path, follow: bool) -> Looked {
     let r = if follow {
@@ -86,7 +118,8 @@ pub fn stat(path: &Path, follow: bool) -> Looked {
     } else {
         std::fs::symlink_metadata(path)
     };
-    r.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
+    r.map(|md| Meta::of(&md))
+        .map_err(|e| e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 /// ENOENT and ENOTDIR: the path does not exist (a lookup the tracer records as ABSENT).
@@ -94,14 +127,14 @@ pub fn is_gone(errno: i32) -> bool {
     errno == libc::ENOENT || errno == libc::ENOTDIR
 }
 
-pub fn fingerprint(md: &Metadata, observed_at_ns: i64) -> Fingerprint {
+pub fn fingerprint(md: &Meta, observed_at_ns: i64) -> Fingerprint {
     Fingerprint {
-        dev: md.dev(),
-        ino: md.ino(),
-        size: md.size(),
-        mtime_ns: mtime_ns(md),
-        ctime_ns: ctime_ns(md),
-        mode: md.mode(),
+        dev: md.dev,
+        ino: md.ino,
+        size: md.size,
+        mtime_ns: md.mtime_ns,
+        ctime_ns: md.ctime_ns,
+        mode: md.mode,
         observed_at_ns,
     }
 }
@@ -120,7 +153,7 @@ pub fn attrs(looked: &Looked, level: Level, read_link: impl FnOnce() -> Vec<u8>)
         Level::Kind => return kind.as_bytes().to_vec(),
         Level::Full => {}
     }
-    let perm = md.mode() & 0o7777;
+    let perm = md.mode & 0o7777;
     match kind {
         "dir" => b"dir".to_vec(),
         "symlink" => {
@@ -128,12 +161,7 @@ pub fn attrs(looked: &Looked, level: Level, read_link: impl FnOnce() -> Vec<u8>)
             s.extend_from_slice(&read_link());
             s
         }
-        "file" => format!(
-            "file size={} mode={perm:o} mtime={}",
-            md.size(),
-            mtime_ns(md)
-        )
-        .into_bytes(),
+        "file" => format!("file size={} mode={perm:o} mtime={}", md.size, md.mtime_ns).into_bytes(),
         other => format!("{other} mode={perm:o}").into_bytes(),
     }
 }
@@ -165,8 +193,8 @@ pub fn split_both(payload: &[u8]) -> Option<(&[u8], &[u8])> {
 }
 
 /// The content state of a regular file from its hash.
-pub fn content_state(hash: &[u8; 32], md: &Metadata, exec: bool) -> Vec<u8> {
-    let x = if exec && md.mode() & 0o111 != 0 {
+pub fn content_state(hash: &[u8; 32], md: &Meta, exec: bool) -> Vec<u8> {
+    let x = if exec && md.mode & 0o111 != 0 {
         "+x"
     } else {
         ""
@@ -176,18 +204,17 @@ pub fn content_state(hash: &[u8; 32], md: &Metadata, exec: bool) -> Vec<u8> {
 
 /// Hashes a regular file and returns (hash, observed_at_ns): the time before hashing, or
 /// `i64::MIN` (never trusted by a fast path) when the file changed while it was read.
-pub fn hash_content(path: &Path, md: &Metadata) -> std::io::Result<([u8; 32], i64)> {
+pub fn hash_content(path: &Path, md: &Meta) -> std::io::Result<([u8; 32], i64)> {
     let observed = crate::clock::real_now_ns();
     HASHED_FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    HASHED_BYTES.fetch_add(md.size(), std::sync::atomic::Ordering::Relaxed);
-    let hash = hash_file(path, md.size())?;
-    let after = std::fs::metadata(path)?;
-    let same = fingerprint(&after, 0) == fingerprint(md, 0);
+    HASHED_BYTES.fetch_add(md.size, std::sync::atomic::Ordering::Relaxed);
+    let hash = hash_file(path, md.size)?;
+    let same = Meta::of(&std::fs::metadata(path)?) == *md;
     Ok((hash, if same { observed } else { i64::MIN }))
 }
 
 /// What a content entry's path is now when it is not a regular file.
-pub fn non_file_state(md: &Metadata) -> Vec<u8> {
+pub fn non_file_state(md: &Meta) -> Vec<u8> {
     format!("not a file: {}", kind_word(md)).into_bytes()
 }
 

@@ -424,10 +424,24 @@ fn workspace_paths_are_keys_and_others_absolute_and_ignore_globs_apply_to_both()
     let mut b = GlobSetBuilder::new();
     b.add(Glob::new("**/__pycache__/**").unwrap());
     b.add(Glob::new(&format!("{}/skip/**", o.display())).unwrap());
+    // A path through the root with `..` may lead anywhere: it keeps its absolute name,
+    // and writing it is a side effect, never an output to restore under the root.
+    let escaping = r
+        .join("inc/../../")
+        .join(o.file_name().unwrap())
+        .join("sys.h");
+    input(&mut log, &escaping, Inputs::PROBE);
+    let escaping_out = r.join("inc/../out.txt");
+    write(&escaping_out, "o");
+    wrote(&mut log, &escaping_out, Writes::CREATED);
     let f = run_ignoring(&log, &ws, started_now(), &b.build().unwrap());
-    let names: Vec<Vec<u8>> = f.entries.iter().map(|e| e.dep.name.clone()).collect();
+    assert!(f.outputs.is_empty(), "{:?}", f.outputs);
+    assert_eq!(f.side_effects, vec![escaping_out]);
+    let mut names: Vec<Vec<u8>> = f.entries.iter().map(|e| e.dep.name.clone()).collect();
+    names.sort();
     let abs = o.join("sys.h").into_os_string().into_encoded_bytes();
-    let mut want = vec![abs, b"inc/v.h".to_vec()];
+    let esc = escaping.into_os_string().into_encoded_bytes();
+    let mut want = vec![abs, b"inc/v.h".to_vec(), esc];
     want.sort();
     assert_eq!(names, want);
 }
@@ -738,5 +752,90 @@ fn findings_of_a_real_traced_shell() {
     assert_eq!(
         changed(Checker::new(&ws).check(&f.entries)),
         "dir d/ listing changed"
+    );
+}
+
+#[test]
+fn a_rehashed_unchanged_entry_gets_a_fingerprint_the_next_lookup_trusts() {
+    // A system file, changed long ago (a fresh temp file stays racy for a clock tick).
+    let (_d, ws) = workspace();
+    let sh = Path::new("/bin/sh").canonicalize().unwrap();
+    let mut log = TraceLog::default();
+    input(&mut log, &sh, Inputs::READ);
+    let f = run(&log, &ws, started_now());
+    let mut entries = f.entries.clone();
+    // As if recorded from another inode with the same content (a relocated checkout).
+    entries[0].fp.ino ^= 1;
+    let before = entries.clone();
+    let mut c = Checker::new(&ws);
+    assert_eq!(c.check(&entries), Check::Unchanged);
+    assert_eq!(c.work().hashed, 1);
+    assert!(c.refresh(&mut entries));
+    assert_eq!(entries[0].dep, before[0].dep, "states never change");
+    assert_eq!(entries[0].fp.ino, before[0].fp.ino ^ 1);
+    let mut c = Checker::new(&ws);
+    assert_eq!(c.check(&entries), Check::Unchanged);
+    assert_eq!(c.work().hashed, 0, "the refreshed fingerprint is trusted");
+    assert!(!c.refresh(&mut entries), "nothing left to refresh");
+}
+
+/// The issue's headline case on the real tracer and gcc: a header that appears earlier
+/// in the include path is a change; the set recorded once main.o exists holds.
+#[test]
+fn gcc_with_a_shadowing_header() {
+    use std::ffi::OsString;
+    let Some(gcc) = ["/usr/bin/gcc", "/usr/local/bin/gcc"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+    else {
+        assert!(std::env::var_os("CI").is_none(), "gcc is needed in CI");
+        eprintln!("skipped: no gcc");
+        return;
+    };
+    let (_d, ws) = workspace();
+    let r = &ws.root;
+    std::fs::create_dir(r.join("inc1")).unwrap();
+    write(&r.join("inc2/v.h"), "#define V 2\n");
+    write(
+        &r.join("main.c"),
+        "#include \"v.h\"\nint v(void) { return V; }\n",
+    );
+    let argv: Vec<OsString> = ["gcc", "-Iinc1", "-Iinc2", "-c", "main.c", "-o", "main.o"]
+        .iter()
+        .map(OsString::from)
+        .collect();
+    let compile = || {
+        let mut cmd = crate::trace::TraceCommand::new(&gcc, argv.clone());
+        cmd.cwd = Some(r.clone());
+        let started = started_now();
+        let traced = crate::trace::trace(cmd, &crate::trace::TraceOptions::default()).unwrap();
+        assert_eq!(traced.exit, crate::trace::Exit::Code(0));
+        run(&traced.log, &ws, started)
+    };
+    let first = compile();
+    assert!(first.unrecordable.is_empty(), "{:?}", first.unrecordable);
+    assert_eq!(first.outputs, vec![b"main.o".to_vec()]);
+    assert_eq!(state_of(&first, "main.o"), "absent");
+    assert_eq!(entry(&first, "inc1/v.h").dep.kind, Kind::TraceAbsent);
+    assert_eq!(entry(&first, "inc2/v.h").dep.kind, Kind::TraceRead);
+    // main.o now exists: the first set misses on it, the second holds.
+    assert_eq!(
+        changed(Checker::new(&ws).check(&first.entries)),
+        "file main.o appeared"
+    );
+    let second = compile();
+    assert!(second.unrecordable.is_empty(), "{:?}", second.unrecordable);
+    assert_eq!(Checker::new(&ws).check(&second.entries), Check::Unchanged);
+    write(&r.join("inc1/v.h"), "#define V 1\n");
+    assert_eq!(
+        changed(Checker::new(&ws).check(&second.entries)),
+        "file inc1/v.h appeared"
+    );
+    std::fs::remove_file(r.join("inc1/v.h")).unwrap();
+    write(&r.join("inc2/v.h"), "#define V 3\n");
+    assert_eq!(
+        changed(Checker::new(&ws).check(&second.entries)),
+        "file inc2/v.h changed"
     );
 }
