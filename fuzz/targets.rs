@@ -6,12 +6,13 @@
 #![allow(dead_code)] // each cargo-fuzz binary uses one target
 
 use std::ffi::OsString;
-use std::os::unix::ffi::OsStringExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use idem::deps::files::{FileSpecs, StatCache};
 use idem::deps::stat_cache::StatEntry;
+use idem::deps::trace::{decode_entries, encode_entries, Check, Checker, Entry, Fingerprint};
 use idem::deps::{DepState, Kind};
 use idem::outputs::OutputSpecs;
 use idem::spec::Workspace;
@@ -173,6 +174,45 @@ impl<'a> Input<'a> {
         }
     }
 
+    /// A traced entry list: any traced kind, path-ish names, states that look like the
+    /// real ones (or not), any fingerprint.
+    pub fn trace_entries(&mut self) -> Vec<Entry> {
+        const STATES: [&[u8]; 8] = [
+            b"absent",
+            b"blake3:00",
+            b"stat:file size=1 mode=644 mtime=1",
+            b"lstat:symlink:x",
+            b"both:absent <- symlink:a <- b",
+            b"listing:00/-a/?b",
+            b"stat:exists",
+            b"",
+        ];
+        (0..self.below(6))
+            .map(|_| {
+                let kind = Kind::from_u8(10 + self.below(6) as u8).expect("a traced kind");
+                let mut name = self.path();
+                name.retain(|&b| b != 0);
+                if name.is_empty() {
+                    name.push(b'a');
+                }
+                let mut state = STATES[self.below(STATES.len())].to_vec();
+                state.extend(self.bytes(8));
+                Entry {
+                    dep: DepState::new(kind, name, state),
+                    fp: Fingerprint {
+                        dev: self.u64(),
+                        ino: self.u64(),
+                        size: self.u64(),
+                        mtime_ns: self.u64() as i64,
+                        ctime_ns: self.u64() as i64,
+                        mode: self.u64() as u32,
+                        observed_at_ns: self.u64() as i64,
+                    },
+                }
+            })
+            .collect()
+    }
+
     pub fn stat_cache(&mut self) -> StatCache {
         let mut c = StatCache {
             entries: (0..self.below(6))
@@ -308,6 +348,56 @@ pub fn stat_cache_roundtrip(data: &[u8]) {
     let c = Input::new(data).stat_cache();
     let again = StatCache::decode(&c.encode()).expect("decode(encode(x))");
     assert_eq!(again.encode(), c.encode());
+}
+
+/// Traced entry lists from the engine's set index: decoding never panics, what decodes
+/// re-encodes to the same bytes; checking decoded entries (those naming paths inside
+/// `ws`, never outside it) never panics, and a change names a recorded entry.
+pub fn trace_entries_bytes(ws: &Path, data: &[u8]) {
+    let mut d = idem::encode::Decoder::new(data);
+    let Ok(entries) = decode_entries(&mut d) else {
+        return;
+    };
+    let mut e = idem::encode::Encoder::new();
+    encode_entries(&mut e, &entries);
+    let again = e.finish();
+    // The encoding is canonical: what decoded was exactly a prefix of the input.
+    assert!(
+        data.starts_with(&again),
+        "re-encodes to the bytes it came from"
+    );
+    check_inside(ws, &entries);
+}
+
+fn check_inside(ws: &Path, entries: &[Entry]) {
+    let inside: Vec<Entry> = entries
+        .iter()
+        .filter(|e| {
+            let p = Path::new(std::ffi::OsStr::from_bytes(&e.dep.name));
+            p.is_relative()
+                && p.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+        })
+        .cloned()
+        .collect();
+    let w = Workspace {
+        root: ws.to_path_buf(),
+        cwd: ws.to_path_buf(),
+    };
+    if let Check::Changed(c) = Checker::new(&w).check(&inside) {
+        assert!(inside.iter().any(|e| e.dep == c.dep));
+        let _ = c.to_string();
+    }
+}
+
+pub fn trace_entries_roundtrip(ws: &Path, data: &[u8]) {
+    let entries = Input::new(data).trace_entries();
+    let mut e = idem::encode::Encoder::new();
+    encode_entries(&mut e, &entries);
+    let buf = e.finish();
+    let back = decode_entries(&mut idem::encode::Decoder::new(&buf)).expect("decode(encode(x))");
+    assert_eq!(back, entries);
+    check_inside(ws, &entries);
 }
 
 /// Two URL states as a server could make them: describing their change never panics.

@@ -335,9 +335,11 @@ pub enum TraceResult {
         any(target_arch = "x86_64", target_arch = "aarch64")
     ))]
     Log(Box<crate::trace::TraceLog>),
-    /// Tracing was asked for but could not happen (ptrace refused, warned about): the
-    /// command ran untraced and must not be recorded.
-    Lost(String),
+    /// Tracing is not possible here (ptrace refused): the command ran untraced. Not
+    /// warned about yet: what it means depends on the trace mode (the engine says it).
+    Refused(String),
+    /// The tracer failed while the command ran (warned about; the run is not recorded).
+    Failed(String),
 }
 
 /// Runs the command, teeing and capturing its output into the blob store; under the
@@ -355,11 +357,8 @@ pub fn run_captured(
         match traced::run(cmd, blobs, setup)? {
             traced::Traced::Ran(outcome) => return Ok(outcome),
             traced::Traced::Refused(why) => {
-                crate::ui::warn(format!(
-                    "cannot trace here ({why}); running the command untraced and not recording it"
-                ));
                 let mut outcome = run_untraced(cmd, blobs)?;
-                outcome.trace = TraceResult::Lost(why);
+                outcome.trace = TraceResult::Refused(why);
                 return Ok(outcome);
             }
         }
@@ -563,6 +562,8 @@ fn tee_streams(
                 continue;
             }
             let data = &buf[..n];
+            // A traced run's spinner never draws over the command's output.
+            crate::ui::progress::retire_quiet();
             let res = if idx == 0 {
                 let mut l = stdout.lock();
                 l.write_all(data).and_then(|_| l.flush())

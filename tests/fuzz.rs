@@ -231,6 +231,33 @@ fn fuzz_stat_cache() {
 }
 
 #[test]
+fn fuzz_trace_entries() {
+    let ws = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(ws.path().join("out/x")).unwrap();
+    std::fs::write(ws.path().join("a"), "a").unwrap();
+    std::fs::write(ws.path().join("src"), "s").unwrap();
+    std::os::unix::fs::symlink("a", ws.path().join("link")).unwrap();
+    let mut rng = Rng(17);
+    let corpus: Vec<Vec<u8>> = (0..16)
+        .map(|_| {
+            let entries = targets::Input::new(&rng.bytes(600)).trace_entries();
+            let mut e = idem::encode::Encoder::new();
+            idem::deps::trace::encode_entries(&mut e, &entries);
+            e.finish()
+        })
+        .collect();
+    fuzz("trace_entries", iterations(), &corpus, |d| {
+        targets::trace_entries_bytes(ws.path(), d)
+    });
+    fuzz(
+        "trace_entries_roundtrip",
+        iterations(),
+        &[rng.bytes(600)],
+        |d| targets::trace_entries_roundtrip(ws.path(), d),
+    );
+}
+
+#[test]
 fn fuzz_url_states() {
     let corpus = vec![
         b"\x10etag:\"a;b\";length:3".to_vec(),

@@ -50,7 +50,14 @@ fn detail(old: Option<&DepState>, new: Option<&DepState>) -> Option<String> {
                     .then(|| "mode changed (executable bit)".to_string())
             }
         },
-        _ => None,
+        // Traced entries explain themselves through deps::trace::Change's message.
+        Kind::Stdin
+        | Kind::TraceRead
+        | Kind::TraceProbe
+        | Kind::TraceAbsent
+        | Kind::TraceListing
+        | Kind::TraceLink
+        | Kind::TraceExec => None,
     }
 }
 
@@ -294,13 +301,16 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
                 ));
             }
             let age = Age::of(rec, now);
+            // A traced task: only declared dependencies are compared here; its traced
+            // entries are judged by the lookup, whose reason ends the explanation.
+            let which = if task.traced() { "declared " } else { "" };
             if items.is_empty() {
                 out.push_str(&format!(
-                    "no dependency changed since record {id} ({age}, {ndeps} dependencies)\n"
+                    "no {which}dependency changed since record {id} ({age}, {ndeps} {which}dependencies)\n"
                 ));
             } else {
                 out.push_str(&format!(
-                    "{} of {ndeps} dependencies differ from record {id} ({age})\n",
+                    "{} of {ndeps} {which}dependencies differ from record {id} ({age})\n",
                     items.len()
                 ));
             }

@@ -101,6 +101,7 @@ pub fn run(args: &ShowArgs) -> Result<i32> {
             "stderr": {"size": rec.stderr.size, "hash": hex(&rec.stderr.hash), "chunks": chunks(STDERR)},
             "dependencies": rec.deps.iter().map(|d| json!({
                 "kind": d.kind.label(),
+                "traced": d.kind.is_traced(),
                 "name": ui::dep_name(d.kind, &d.name),
                 "state": printable_state(d),
             })).collect::<Vec<_>>(),

@@ -7,6 +7,8 @@ pub mod files;
 pub mod hash;
 pub mod program;
 pub mod stat_cache;
+/// Only where the tracer exists (it reads `trace::TraceLog`); elsewhere `--trace` is
+/// refused in `plan`.
 #[cfg(all(
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
@@ -25,12 +27,17 @@ pub enum Kind {
     Url = 3,
     Program = 4,
     Stdin = 5,
-    /// Traced entries (`--trace`, deps/trace.rs): the kinds of docs/trace.md §1.
+    /// Traced (`--trace`, deps/trace.rs): a file whose content the command read.
     TraceRead = 10,
+    /// Traced: a path the command looked up (stat, access, ...): kind, size, mode, mtime.
     TraceProbe = 11,
+    /// Traced: a path the command found missing.
     TraceAbsent = 12,
+    /// Traced: a directory whose entries the command listed.
     TraceListing = 13,
+    /// Traced: a symlink whose target the command read.
     TraceLink = 14,
+    /// Traced: a program the command executed or mapped (executable, interpreter).
     TraceExec = 15,
 }
 
@@ -52,11 +59,6 @@ impl Kind {
         })
     }
 
-    /// A traced entry (`--trace`), as opposed to a declared dependency.
-    pub fn is_traced(self) -> bool {
-        (self as u8) >= 10
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             Kind::File => "file",
@@ -71,6 +73,11 @@ impl Kind {
             Kind::TraceLink => "link",
             Kind::TraceExec => "program",
         }
+    }
+
+    /// A kind `--trace` discovers (deps/trace.rs), as opposed to a declared one.
+    pub fn is_traced(self) -> bool {
+        (Kind::TraceRead as u8..=Kind::TraceExec as u8).contains(&(self as u8))
     }
 }
 

@@ -1,25 +1,35 @@
-//! STUB, replaced by trace-deps' src/deps/trace.rs: traced entries with the contract's
-//! signatures (BRIEF.md) and the simplest correct bodies (no fingerprint fast path: every
-//! check re-hashes). It must never be mistaken for the real module; it only lets the
-//! engine be built and tested against the contract.
+//! Traced dependencies: turns a `trace::TraceLog` into entries (ordinary `DepState`s of
+//! the `Trace*` kinds plus a stat fingerprint for the fast path) and checks recorded
+//! entries against the filesystem. Knows nothing of ptrace, records or storage.
+//!
+//! The contract with the engine is in /work/wt/BRIEF.md and docs/trace.md §1 and §6.
 
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+mod check;
+mod findings;
+mod state;
+#[cfg(test)]
+mod tests;
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
 
 use super::{DepState, Kind};
 use crate::encode::{Decoder, Encoder};
-use crate::trace::{Inputs, TraceLog};
 
-/// A traced input and its stat fingerprint at recording.
+pub use check::{Checker, Work};
+pub use findings::findings;
+
+/// One traced dependency: its semantic state (in the state key) and the stat
+/// fingerprint seen when it was recorded (fast path only, never in a key).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub dep: DepState,
     pub fp: Fingerprint,
 }
 
+/// A stat fingerprint: when it is unchanged (and was not taken within a clock tick of
+/// the path's last change, the racy rule), the state is unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Fingerprint {
     pub dev: u64,
@@ -27,245 +37,197 @@ pub struct Fingerprint {
     pub size: u64,
     pub mtime_ns: i64,
     pub ctime_ns: i64,
+    /// st_mode (type and permission bits); 0 = nothing there (an `absent` entry).
     pub mode: u32,
+    /// When the state was computed; `i64::MIN` = never trust this fingerprint.
     pub observed_at_ns: i64,
 }
 
+impl Fingerprint {
+    /// The fingerprint of an `absent` entry (and of states that have no fast path).
+    pub const NONE: Fingerprint = Fingerprint {
+        dev: 0,
+        ino: 0,
+        size: 0,
+        mtime_ns: 0,
+        ctime_ns: 0,
+        mode: 0,
+        observed_at_ns: i64::MIN,
+    };
+
+    /// Same stat, whatever the observation time.
+    pub fn same_stat(&self, other: &Fingerprint) -> bool {
+        (
+            self.dev,
+            self.ino,
+            self.size,
+            self.mtime_ns,
+            self.ctime_ns,
+            self.mode,
+        ) == (
+            other.dev,
+            other.ino,
+            other.size,
+            other.mtime_ns,
+            other.ctime_ns,
+            other.mode,
+        )
+    }
+
+    /// Changed within a clock tick of its observation: an identical stat proves nothing.
+    pub fn is_racy(&self) -> bool {
+        self.mode == 0
+            || crate::deps::stat_cache::racy(self.mtime_ns, self.ctime_ns, self.observed_at_ns)
+    }
+}
+
+/// What `findings` needs besides the log.
 pub struct TraceOpts<'a> {
     pub ws: &'a crate::spec::Workspace,
+    /// `--trace-ignore` globs, matched on the absolute path and on the workspace key.
     pub ignore: &'a globset::GlobSet,
+    /// The run's start, from [`run_start_ns`] read just before spawning: an input whose
+    /// mtime or ctime is at or after it changed while the command ran.
     pub started_ns: i64,
 }
 
+/// The clock file timestamps come from (`CLOCK_REALTIME_COARSE`): a file written after
+/// this was read carries a timestamp at or after it. `SystemTime::now()` runs up to a
+/// tick ahead of file timestamps, so a write just after the start could look older.
+pub fn run_start_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the pointer it is given.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if rc != 0 {
+        return crate::clock::real_now_ns() - 100_000_000;
+    }
+    ts.tv_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec)
+}
+
+/// What a traced run depends on and did.
+#[derive(Debug, Default, Clone)]
 pub struct Findings {
+    /// Sorted by (kind, name); one per path (the strongest kind).
     pub entries: Vec<Entry>,
+    /// Workspace keys the run wrote and that are present at the end (files, dirs,
+    /// symlinks), sorted.
     pub outputs: Vec<Vec<u8>>,
+    /// Absolute paths written outside the workspace (temporaries it removed excluded).
     pub side_effects: Vec<PathBuf>,
+    /// One phrase per reason the outcome cannot be recorded; non-empty → run, do not
+    /// record.
     pub unrecordable: Vec<String>,
 }
 
-fn ignored(opts: &TraceOpts, abs: &Path, key: &[u8]) -> bool {
-    opts.ignore.is_match(abs)
-        || opts
-            .ignore
-            .is_match(Path::new(std::ffi::OsStr::from_bytes(key)))
-}
-
-fn fingerprint(abs: &Path) -> Fingerprint {
-    match std::fs::symlink_metadata(abs) {
-        Ok(md) => Fingerprint {
-            dev: md.dev(),
-            ino: md.ino(),
-            size: md.size(),
-            mtime_ns: super::stat_cache::mtime_ns(&md),
-            ctime_ns: super::stat_cache::ctime_ns(&md),
-            mode: md.mode(),
-            observed_at_ns: crate::clock::real_now_ns(),
-        },
-        Err(_) => Fingerprint::default(),
-    }
-}
-
-/// The semantic state of a traced path of this kind, `None` when it is gone.
-fn state_of(kind: Kind, abs: &Path) -> Option<Vec<u8>> {
-    match kind {
-        Kind::TraceAbsent => Some(if std::fs::symlink_metadata(abs).is_ok() {
-            b"present".to_vec()
-        } else {
-            b"absent".to_vec()
-        }),
-        Kind::TraceRead | Kind::TraceExec => {
-            let md = std::fs::metadata(abs).ok()?;
-            if md.is_dir() {
-                return Some(b"dir".to_vec());
-            }
-            let h = super::hash::hash_file(abs, md.len()).ok()?;
-            Some(format!("blake3:{}", crate::encode::hex(&h)).into_bytes())
-        }
-        Kind::TraceProbe => {
-            let md = std::fs::metadata(abs).ok()?;
-            Some(if md.is_dir() {
-                b"dir".to_vec()
-            } else if md.is_file() {
-                b"file".to_vec()
-            } else {
-                b"other".to_vec()
-            })
-        }
-        Kind::TraceListing => {
-            let mut names: Vec<Vec<u8>> = std::fs::read_dir(abs)
-                .ok()?
-                .filter_map(|e| e.ok().map(|e| e.file_name().as_bytes().to_vec()))
-                .collect();
-            names.sort();
-            let mut e = Encoder::new();
-            e.list(names.iter());
-            Some(format!("listing:{}", blake3::hash(e.as_slice()).to_hex()).into_bytes())
-        }
-        Kind::TraceLink => std::fs::read_link(abs)
-            .ok()
-            .map(|t| t.as_os_str().as_bytes().to_vec()),
-        _ => None,
-    }
-}
-
-fn kind_of(inputs: Inputs) -> Kind {
-    if inputs.contains(Inputs::EXEC) {
-        Kind::TraceExec
-    } else if inputs.contains(Inputs::READ) {
-        Kind::TraceRead
-    } else if inputs.contains(Inputs::LISTING) {
-        Kind::TraceListing
-    } else if inputs.contains(Inputs::LINK) {
-        Kind::TraceLink
-    } else if inputs.contains(Inputs::PROBE) || inputs.contains(Inputs::PROBE_NOFOLLOW) {
-        Kind::TraceProbe
-    } else {
-        Kind::TraceAbsent
-    }
-}
-
-/// After the run: the inputs' states and the outputs (stub: states taken now).
-pub fn findings(log: &TraceLog, opts: &TraceOpts) -> Result<Findings> {
-    let mut entries = Vec::new();
-    let mut outputs = Vec::new();
-    let mut side_effects = Vec::new();
-    let mut unrecordable: Vec<String> = log
-        .unknowable
-        .iter()
-        .map(|u| format!("{:?}", u.reason))
-        .collect();
-    for (abs, u) in &log.paths {
-        let key = opts.ws.key_of(abs);
-        if ignored(opts, abs, &key) {
-            continue;
-        }
-        if u.is_input() && !(u.inputs == Inputs::ABSENT && u.is_written()) {
-            let kind = if u.is_written() && !u.inputs.contains(Inputs::READ) {
-                Kind::TraceProbe
-            } else {
-                kind_of(u.inputs)
-            };
-            if u.is_written() && kind != Kind::TraceRead {
-                // Existence only, as the contract's first-access rule says.
-            } else if u.is_written() {
-                unrecordable.push(format!("{} was read and then written", abs.display()));
-                continue;
-            }
-            let Some(state) = state_of(kind, abs) else {
-                unrecordable.push(format!("{} vanished", abs.display()));
-                continue;
-            };
-            let fp = fingerprint(abs);
-            let content = matches!(kind, Kind::TraceRead | Kind::TraceExec);
-            if content && fp.ctime_ns >= opts.started_ns && !u.is_written() {
-                unrecordable.push(format!("{} changed while the command ran", abs.display()));
-                continue;
-            }
-            entries.push(Entry {
-                dep: DepState::new(kind, key.clone(), state),
-                fp,
-            });
-        }
-        if u.is_written() {
-            let present = std::fs::symlink_metadata(abs).is_ok();
-            if opts.ws.inside_root(abs) && abs != &opts.ws.root {
-                if present {
-                    outputs.push(key);
-                }
-            } else {
-                side_effects.push(abs.clone());
-            }
-        }
-    }
-    entries.sort_by(|a, b| (a.dep.kind, &a.dep.name).cmp(&(b.dep.kind, &b.dep.name)));
-    outputs.sort();
-    Ok(Findings {
-        entries,
-        outputs,
-        side_effects,
-        unrecordable,
-    })
-}
-
-pub struct Checker<'a> {
-    ws: &'a crate::spec::Workspace,
-}
-
+/// The result of checking one entry list.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Check {
     Unchanged,
     Changed(Change),
 }
 
+/// The first entry of a list that differs now.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
+    /// As recorded.
     pub dep: DepState,
+    /// The state now; `None` = the path is gone.
     pub now: Option<Vec<u8>>,
 }
 
 impl std::fmt::Display for Change {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let name = String::from_utf8_lossy(&self.dep.name);
-        let label = self.dep.kind.label();
-        match (self.dep.kind, self.now.as_deref()) {
-            (Kind::TraceAbsent, _) => write!(f, "{label} {name} appeared"),
-            (_, None) => write!(f, "{label} {name} is gone"),
-            (Kind::TraceListing, _) => write!(f, "{label} {name}/ listing changed"),
-            _ => write!(f, "{label} {name} changed"),
-        }
-    }
-}
-
-impl<'a> Checker<'a> {
-    pub fn new(ws: &'a crate::spec::Workspace) -> Self {
-        Checker { ws }
-    }
-
-    pub fn check(&mut self, entries: &[Entry]) -> Check {
-        for e in entries {
-            let now = state_of(e.dep.kind, &self.ws.path_of(&e.dep.name));
-            if now.as_deref() != Some(e.dep.state.as_slice()) {
-                return Check::Changed(Change {
-                    dep: e.dep.clone(),
-                    now,
-                });
+        let name = crate::ui::escape_controls(&name);
+        let now = self.now.as_deref();
+        match (self.dep.kind, now) {
+            (Kind::TraceAbsent, Some(now)) => {
+                write!(f, "{} {name} appeared", appeared_kind(now))
             }
+            (Kind::TraceListing, None) => write!(f, "dir {name}/ disappeared"),
+            // Recorded as a dangling symlink, now nothing at all.
+            (Kind::TraceAbsent, None) => write!(f, "link {name} disappeared"),
+            (Kind::TraceListing, Some(_)) => write!(f, "dir {name}/ listing changed"),
+            (kind, None) => write!(f, "{} {name} disappeared", kind.label()),
+            (kind, Some(_)) => write!(f, "{} {name} changed", kind.label()),
         }
-        Check::Unchanged
     }
 }
 
+/// "file", "dir", "link", ... for the state now of a path that was absent.
+fn appeared_kind(now: &[u8]) -> &'static str {
+    let attrs = now.strip_prefix(b"present ").unwrap_or(now);
+    let attrs = attrs.strip_prefix(b"both:").unwrap_or(attrs);
+    if attrs.starts_with(b"dir") {
+        "dir"
+    } else if attrs.starts_with(b"symlink") {
+        "link"
+    } else if attrs.starts_with(b"file") {
+        "file"
+    } else {
+        "path"
+    }
+}
+
+/// Entry-list format version: bumped when the encoding changes.
+const ENTRIES_V1: u64 = 1;
+/// kind + two length prefixes + seven fixed-size fingerprint fields.
+const MIN_ENTRY_LEN: usize = 1 + 8 + 8 + 7 * 8;
+
+/// Encodes an entry list (fingerprints included) for the engine's set index.
 pub fn encode_entries(e: &mut Encoder, entries: &[Entry]) {
-    e.u64(entries.len() as u64);
-    for x in entries {
-        e.u8(x.dep.kind as u8)
-            .bytes(&x.dep.name)
-            .bytes(&x.dep.state);
-        e.u64(x.fp.dev)
-            .u64(x.fp.ino)
-            .u64(x.fp.size)
-            .i64(x.fp.mtime_ns)
-            .i64(x.fp.ctime_ns)
-            .u64(x.fp.mode as u64)
-            .i64(x.fp.observed_at_ns);
+    e.u64(ENTRIES_V1).u64(entries.len() as u64);
+    for en in entries {
+        let fp = &en.fp;
+        e.u8(en.dep.kind as u8)
+            .bytes(&en.dep.name)
+            .bytes(&en.dep.state)
+            .u64(fp.dev)
+            .u64(fp.ino)
+            .u64(fp.size)
+            .i64(fp.mtime_ns)
+            .i64(fp.ctime_ns)
+            .u64(fp.mode as u64)
+            .i64(fp.observed_at_ns);
     }
 }
 
+/// Decodes what [`encode_entries`] wrote; anything else is an error, never a panic.
 pub fn decode_entries(d: &mut Decoder) -> Result<Vec<Entry>> {
-    let n = d.count_of(17 + 56)?;
+    let v = d.u64()?;
+    if v != ENTRIES_V1 {
+        bail!("unknown traced entry list format {v}");
+    }
+    let n = d.count_of(MIN_ENTRY_LEN)?;
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let kind = Kind::from_u8(d.u8()?)?;
-        let dep = DepState::new(kind, d.vec()?, d.vec()?);
+        if !kind.is_traced() {
+            bail!("a traced entry list holds a {} dependency", kind.label());
+        }
+        let name = d.vec()?;
+        if name.is_empty() || name.contains(&0) {
+            bail!("a traced entry has an empty or NUL-holding name");
+        }
+        let state = d.vec()?;
         let fp = Fingerprint {
             dev: d.u64()?,
             ino: d.u64()?,
             size: d.u64()?,
             mtime_ns: d.i64()?,
             ctime_ns: d.i64()?,
-            mode: d.u64()? as u32,
+            mode: u32::try_from(d.u64()?)?,
             observed_at_ns: d.i64()?,
         };
-        out.push(Entry { dep, fp });
+        out.push(Entry {
+            dep: DepState { kind, name, state },
+            fp,
+        });
     }
     Ok(out)
 }

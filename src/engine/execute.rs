@@ -83,9 +83,25 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
         any(target_arch = "x86_64", target_arch = "aarch64")
     )))]
     let setup: Option<exec::TraceSetup> = None;
-    // Inputs whose ctime is at or after this changed while the command ran (race guard).
+    // Inputs whose ctime is at or after this changed while the command ran (race guard);
+    // read from the clock file timestamps come from.
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    let started_ns = crate::deps::trace::run_start_ns();
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
     let started_ns = crate::clock::real_now_ns();
-    let ran = exec::run_captured(&mut cmd, &runner.cache.blobs, setup.as_ref());
+    let ran = if setup.is_some() {
+        crate::ui::progress::during_quiet(runner.policy.progress, "traced", &stops_so_far, || {
+            exec::run_captured(&mut cmd, &runner.cache.blobs, setup.as_ref())
+        })
+    } else {
+        exec::run_captured(&mut cmd, &runner.cache.blobs, None)
+    };
     let mut outcome = match ran {
         Ok(o) => o,
         Err(exec::CaptureError::NotRun(not_run)) => return not_run.report(),
@@ -103,15 +119,28 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
     if let Err(e) = runner.cache.db.add_stat(Counter::Misses, 1) {
         ui::warn(format!("cannot count the miss: {e:#}"));
     }
-    let traced = match after_trace(runner, &snap, &mut outcome, started_ns, &mut code) {
+    let recordable = match outcome.exit {
+        Exit::Code(c) => {
+            (c == 0 || runner.policy.failures == Failures::Replay) && !outcome.interrupted
+        }
+        Exit::Signal(_) => false,
+    };
+    // Before the exit-code checks: `--trace=check` reports whatever the exit code.
+    let traced = match after_trace(
+        runner,
+        &snap,
+        &mut outcome,
+        started_ns,
+        recordable,
+        &mut code,
+    ) {
         Some(t) => t,
         None => return code,
     };
     let Exit::Code(exit_code) = outcome.exit else {
         return code;
     };
-    let recordable = exit_code == 0 || runner.policy.failures == Failures::Replay;
-    if outcome.interrupted || !recordable {
+    if !recordable {
         return code;
     }
     let Some(captured) = outcome.captured else {
@@ -133,6 +162,22 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
     code
 }
 
+/// The traced run's spinner status: the syscall stops so far.
+fn stops_so_far() -> String {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    {
+        format!(": {} syscalls", crate::trace::stops_so_far())
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    String::new()
+}
+
 /// What tracing means for recording: `None` when this run must not be recorded (the
 /// reason was said), else the traced findings (`Some(None)` for an untraced or checked
 /// run). `--trace=check` prints its report here and, with `--strict`, turns findings
@@ -143,6 +188,7 @@ fn after_trace(
     snap: &Snapshot,
     outcome: &mut exec::Outcome,
     started_ns: i64,
+    recordable: bool,
     code: &mut i32,
 ) -> Option<Option<TracedFindings>> {
     let Some(tracing) = &runner.task.trace else {
@@ -153,14 +199,24 @@ fn after_trace(
         any(target_arch = "x86_64", target_arch = "aarch64")
     ))]
     {
-        let exec::TraceResult::Log(log) = &mut outcome.trace else {
-            // Tracing was lost (warned): a traced task's record would lack its inputs;
-            // a checked run has nothing to report, and its declared record stands.
-            return if runner.task.traced() {
-                None
-            } else {
-                Some(None)
-            };
+        let log = match &mut outcome.trace {
+            exec::TraceResult::Log(log) => log,
+            // A traced task's record would lack its inputs: never recorded. A checked
+            // run has nothing to report, and its declared record stands.
+            exec::TraceResult::Refused(why) if runner.task.traced() => {
+                ui::warn(format!(
+                    "cannot trace here ({why}); ran the command untraced and did not record it"
+                ));
+                return None;
+            }
+            exec::TraceResult::Refused(why) => {
+                ui::warn(format!(
+                    "cannot trace here ({why}); ran the command untraced, nothing was checked"
+                ));
+                return Some(None);
+            }
+            _ if runner.task.traced() => return None,
+            _ => return Some(None),
         };
         if runner.policy.verbose {
             ui::note(format!(
@@ -177,6 +233,10 @@ fn after_trace(
                 }
                 return None;
             }
+            return Some(None);
+        }
+        if !recordable {
+            // A failure or an interrupted run: nothing to record, nothing to warn about.
             return Some(None);
         }
         super::traced::findings(&runner.task, &runner.policy, log, started_ns).map(Some)
@@ -202,6 +262,9 @@ struct Run {
 /// Race guard, output capture, the record (last), the stat cache, the upload, auto-gc.
 fn record(runner: &mut Runner, snap: &Snapshot, run: Run, exec_key: Counted<'_>) -> Result<()> {
     let task = &runner.task;
+    if task.traced() && run.traced.is_none() {
+        anyhow::bail!("a traced task's run without its traced inputs (a bug in idem)");
+    }
     let state_key = snap.state_key();
     // Race guard: an outcome is stored only under the exact state it was computed from.
     let stdin_state = snap.deps.iter().find(|d| d.kind == Kind::Stdin).cloned();

@@ -186,12 +186,12 @@ fn lookup_traced(
     let mut first_change = None;
     let local_sets = traced::load_sets(cache, &weak)?;
     let mut nsets = local_sets.len();
-    let mut phase = |cache: &mut Cache, sets: &[Vec<crate::deps::trace::Entry>]| loop {
+    let mut phase = |cache: &mut Cache, sets: &[Vec<u8>]| loop {
         match traced::first_holding(&mut checker, &snap.deps, sets, &tried) {
-            traced::Phase::Holds(strong) => {
+            traced::Phase::Holds(strong, i) => {
                 tried.push(strong);
                 if let Some(v) = by_state(task, policy, cache, remote, &strong, now_ns)? {
-                    return Ok::<_, anyhow::Error>(Some(v));
+                    return Ok::<_, anyhow::Error>(Some((v, i)));
                 }
             }
             traced::Phase::None { change, .. } => {
@@ -202,13 +202,18 @@ fn lookup_traced(
             }
         }
     };
-    if let Some(v) = phase(cache, &local_sets)? {
+    if let Some((v, _)) = phase(cache, &local_sets)? {
         return Ok(v);
     }
     if remote.is_some() {
         let theirs = traced::remote_sets(remote, &weak);
         nsets += theirs.len();
-        if let Some(v) = phase(cache, &theirs)? {
+        if let Some((v, i)) = phase(cache, &theirs)? {
+            if v.is_hit() {
+                // Adopted: the next lookup finds the set locally (best effort).
+                let set = theirs[i].clone();
+                let _ = cache.db.add_trace_sets(&weak, &task.key, &[set], now_ns);
+            }
             return Ok(v);
         }
     }
@@ -344,7 +349,22 @@ fn describe_miss(miss: &Miss, task: &Task, cache: &Cache, snap: &Snapshot) -> St
         Miss::KeyRunsLeft { ran, allowed } => {
             format!("key '{key}' ran {ran} of {allowed} allowed time(s)")
         }
-        Miss::Traced { sets: 0, .. } => "no traced record for these declared inputs yet".into(),
+        // No set for these declared inputs: name the declared one that changed since the
+        // task's newest record, if any.
+        Miss::Traced { sets: 0, .. } => match cache.db.latest_for_task(&task.key) {
+            Ok(Some((_, rec))) => {
+                let declared: Vec<deps::DepState> = rec
+                    .deps
+                    .into_iter()
+                    .filter(|d| !d.kind.is_traced())
+                    .collect();
+                match first_change(&declared, &snap.deps) {
+                    Some(c) => c,
+                    None => "no traced record for these declared inputs yet".into(),
+                }
+            }
+            _ => "no traced record for this task yet".into(),
+        },
         Miss::Traced {
             change: Some(c), ..
         } => c.clone(),
@@ -352,29 +372,30 @@ fn describe_miss(miss: &Miss, task: &Task, cache: &Cache, snap: &Snapshot) -> St
             "{sets} recorded dependency set(s) hold, but their records are gone"
         ),
         Miss::NoMatch => match cache.db.latest_for_task(&task.key) {
-            Ok(Some((_, rec))) => {
-                let changes = deps::diff(&rec.deps, &snap.deps);
-                match changes.first() {
-                    Some((d, change, detail)) => {
-                        let what = match change {
-                            deps::Change::Changed => "changed",
-                            deps::Change::Added => "added",
-                            deps::Change::Removed => "removed",
-                        };
-                        let more = if changes.len() > 1 {
-                            format!(" (and {} more)", changes.len() - 1)
-                        } else {
-                            String::new()
-                        };
-                        match detail {
-                            Some(det) => format!("{} {what}: {det}{more}", d.display_name()),
-                            None => format!("{} {what}{more}", d.display_name()),
-                        }
-                    }
-                    None => "the last record was made under other options".into(),
-                }
-            }
+            Ok(Some((_, rec))) => first_change(&rec.deps, &snap.deps)
+                .unwrap_or_else(|| "the last record was made under other options".into()),
             _ => "no record for this task yet".into(),
         },
     }
+}
+
+/// "file a.c changed (and 2 more)": the first difference between a record's
+/// dependencies and the current ones, `None` when there is none.
+fn first_change(old: &[deps::DepState], new: &[deps::DepState]) -> Option<String> {
+    let changes = deps::diff(old, new);
+    let (d, change, detail) = changes.first()?;
+    let what = match change {
+        deps::Change::Changed => "changed",
+        deps::Change::Added => "added",
+        deps::Change::Removed => "removed",
+    };
+    let more = if changes.len() > 1 {
+        format!(" (and {} more)", changes.len() - 1)
+    } else {
+        String::new()
+    };
+    Some(match detail {
+        Some(det) => format!("{} {what}: {det}{more}", d.display_name()),
+        None => format!("{} {what}{more}", d.display_name()),
+    })
 }

@@ -64,45 +64,52 @@ fn decode_set(data: &[u8]) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-/// The weak key's entry lists, newest first: from its hot file, else from SQLite (which
-/// then rewrites the hot file). A corrupt list is skipped, never guessed at.
-pub fn load_sets(cache: &mut Cache, weak: &[u8; 32]) -> Result<Vec<Vec<Entry>>> {
-    let raw = match hot::load_sets(&cache.dir, weak).and_then(|d| trace_sets::decode_sets(&d).ok())
-    {
-        Some(sets) => sets,
+/// The weak key's entry lists, newest first, still encoded (each is decoded only when
+/// the lookup gets to it: the newest usually decides): from its hot file, else from
+/// SQLite (which then rewrites the hot file).
+pub fn load_sets(cache: &mut Cache, weak: &[u8; 32]) -> Result<trace_sets::Sets> {
+    match hot::load_sets(&cache.dir, weak).and_then(|d| trace_sets::decode_sets(&d).ok()) {
+        Some(sets) => Ok(sets),
         None => {
             let sets = cache.db.trace_sets(weak)?;
             if !sets.is_empty() {
                 let _ = cache.db.refresh_hot_sets(weak);
             }
-            sets
+            Ok(sets)
         }
-    };
-    Ok(raw.iter().filter_map(|s| decode_set(s).ok()).collect())
+    }
 }
 
 /// The first recorded set whose entries all hold now, as a strong key; else the change
 /// that rules out the newest set (for `-v` and `explain`).
 pub enum Phase {
-    Holds([u8; 32]),
-    None { sets: usize, change: Option<String> },
+    /// The strong key of the set at this index.
+    Holds([u8; 32], usize),
+    None {
+        sets: usize,
+        change: Option<String>,
+    },
 }
 
-/// Checks `sets` newest first; `tried` gets every strong key that held (a set whose
-/// record is gone is passed over by the caller, which asks again with `skip`).
+/// Checks the encoded `sets` newest first (a list that does not decode is passed over,
+/// never guessed at). A set whose strong key is in `skip` (its record is gone) is passed
+/// over too: the caller asks again with it added.
 pub fn first_holding(
     checker: &mut Checker,
     declared: &[DepState],
-    sets: &[Vec<Entry>],
+    sets: &[Vec<u8>],
     skip: &[[u8; 32]],
 ) -> Phase {
     let mut change = None;
-    for entries in sets {
-        match checker.check(entries) {
+    for (i, raw) in sets.iter().enumerate() {
+        let Ok(entries) = decode_set(raw) else {
+            continue;
+        };
+        match checker.check(&entries) {
             Check::Unchanged => {
-                let strong = strong_key(declared, entries);
+                let strong = strong_key(declared, &entries);
                 if !skip.contains(&strong) {
-                    return Phase::Holds(strong);
+                    return Phase::Holds(strong, i);
                 }
             }
             Check::Changed(c) => {
@@ -119,15 +126,10 @@ pub fn first_holding(
 }
 
 /// The remote's copy of a weak key's index (empty without a remote or on any fault).
-pub fn remote_sets(remote: Option<&Shared>, weak: &[u8; 32]) -> Vec<Vec<Entry>> {
-    let Some(r) = remote else {
-        return Vec::new();
-    };
-    r.get_trace_sets(weak)
+pub fn remote_sets(remote: Option<&Shared>, weak: &[u8; 32]) -> trace_sets::Sets {
+    remote
+        .and_then(|r| r.get_trace_sets(weak))
         .unwrap_or_default()
-        .iter()
-        .filter_map(|s| decode_set(s).ok())
-        .collect()
 }
 
 /// A traced run's findings, or `None` (warned once, reasons under `-v`) when it must not
@@ -159,6 +161,28 @@ pub fn findings(
             return None;
         }
     };
+    // A write named through `..` (`make -C lib` writing `../out/x.o`) is kept by its
+    // absolute name, as a side effect: when it really is in the workspace it is an
+    // output, captured at its canonical path (a hit must restore it).
+    let mut side_effects = Vec::new();
+    for p in std::mem::take(&mut found.side_effects) {
+        match written_inside(&task.ws, log, &p) {
+            Some(key)
+                if tracing
+                    .ignore
+                    .is_match(Path::new(std::ffi::OsStr::from_bytes(&key))) => {}
+            Some(key) => found.outputs.push(key),
+            None => side_effects.push(p),
+        }
+    }
+    found.side_effects = side_effects;
+    found.outputs = found
+        .outputs
+        .into_iter()
+        .map(|key| canonical_output(&task.ws, key))
+        .collect();
+    found.outputs.sort();
+    found.outputs.dedup();
     // Writes idem could never restore (the gate refuses them): not recordable.
     for key in &found.outputs {
         if unrestorable(task, policy, key) {
@@ -193,9 +217,66 @@ pub fn findings(
     None
 }
 
-/// Paths a traced record may not restore: under `.git/`, or in the cache directory.
+/// The canonical workspace key of a path written through `..` that is still there
+/// (and not only removed) and really lies inside the workspace.
+fn written_inside(ws: &crate::spec::Workspace, log: &TraceLog, p: &Path) -> Option<Vec<u8>> {
+    if !p.components().any(|c| c == std::path::Component::ParentDir) {
+        return None;
+    }
+    let only_removed = log
+        .paths
+        .get(p)
+        .is_none_or(|u| u.writes == crate::trace::Writes::REMOVED);
+    if only_removed || std::fs::symlink_metadata(p).is_err() {
+        return None;
+    }
+    let (parent, name) = (p.parent()?, p.file_name()?);
+    let key = ws.key_of(&std::fs::canonicalize(parent).ok()?.join(name));
+    let canonical = !key.starts_with(b"/")
+        && key != b"."
+        && key
+            .split(|&b| b == b'/')
+            .all(|c| !c.is_empty() && c != b"." && c != b"..");
+    canonical.then_some(key)
+}
+
+/// The workspace key of the file an output key names through `.`/`..`: its parent
+/// directory resolved (the file is there after the run), its name kept. Unchanged when
+/// already canonical or when it cannot be resolved (then refused by `unrestorable`).
+fn canonical_output(ws: &crate::spec::Workspace, key: Vec<u8>) -> Vec<u8> {
+    let odd = |c: &[u8]| c == b".." || c == b"." || c.is_empty();
+    if key.starts_with(b"/") || !key.split(|&b| b == b'/').any(odd) {
+        return key;
+    }
+    let abs = ws.path_of(&key);
+    let (Some(parent), Some(name)) = (abs.parent(), abs.file_name()) else {
+        return key;
+    };
+    if odd(name.as_bytes()) {
+        return key;
+    }
+    match std::fs::canonicalize(parent) {
+        Ok(real) => {
+            let resolved = ws.key_of(&real.join(name));
+            if resolved.starts_with(b"/") || resolved == b"." {
+                key
+            } else {
+                resolved
+            }
+        }
+        Err(_) => key,
+    }
+}
+
+/// Paths a traced record may not restore: under `.git/`, in the cache directory, or
+/// named through `..`/`.` (kept as the program named them: the restore gate accepts only
+/// canonical paths, so such a record would never replay).
 fn unrestorable(task: &Task, policy: &Policy, key: &[u8]) -> bool {
-    if key.starts_with(b"/") || key.split(|&b| b == b'/').any(|c| c == b".git") {
+    if key.starts_with(b"/")
+        || key
+            .split(|&b| b == b'/')
+            .any(|c| c == b".git" || c == b".." || c == b"." || c.is_empty())
+    {
         return true;
     }
     let abs = task.ws.path_of(key);

@@ -124,7 +124,7 @@ pub fn run(
             complete = false;
             (
                 Exit::Code(crate::exit::Code::Internal.into()),
-                TraceResult::Lost(why),
+                TraceResult::Failed(why),
             )
         }
     };

@@ -291,7 +291,26 @@ fn refused_ptrace_warns_runs_and_does_not_record() {
     let err = stderr(&o);
     assert!(err.contains("cannot trace here"), "{err}");
     assert_eq!(err.matches("warning").count(), 1, "{err}");
+    assert!(err.contains("did not record"), "{err}");
     assert_eq!(record_count(&ws), 0);
+    // --trace=check under the same policy: its declared record still stands.
+    let mut c = ws.idem(&[
+        "run",
+        "--trace=check",
+        "-f",
+        "in.txt",
+        "--",
+        "cat",
+        "in.txt",
+    ]);
+    // SAFETY: as above.
+    unsafe {
+        c.pre_exec(deny_ptrace);
+    }
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing was checked"), "{}", stderr(&o));
+    assert_eq!(record_count(&ws), 1);
 }
 
 fn deny_ptrace() -> std::io::Result<()> {
@@ -322,4 +341,174 @@ fn deny_ptrace() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A traced record and its dependency set travel through a remote: a second machine
+/// (another checkout path, another cache) hits without running, outputs restored.
+#[test]
+fn a_traced_record_and_its_set_travel_through_a_remote() {
+    let Some(redis) = crate::common::servers::Redis::start() else {
+        return;
+    };
+    let url = redis.url();
+    let a = Traced::new();
+    let b = Ws::new();
+    for ws in [&a.ws, &b] {
+        ws.write("in.txt", "shared\n");
+    }
+    let o = a.run(&["--remote", &url], BUILD);
+    assert_miss(&o);
+    // Machine B: same command, same ignored counter, its own checkout and cache.
+    let ignore = a.ignore();
+    let full = format!("{BUILD}; echo run >> {}", a.counter_file());
+    let o = b.run(&[
+        "-v",
+        "--trace",
+        "--trace-ignore",
+        &ignore,
+        "--remote",
+        &url,
+        "--",
+        "sh",
+        "-c",
+        &full,
+    ]);
+    assert_hit(&o);
+    assert!(stderr(&o).contains("remote"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "shared\n");
+    assert_eq!(b.read("out.txt"), b"shared\n");
+    assert_eq!(a.runs(), 1, "machine B did not run the command");
+    // Adopted locally: without the remote, B still hits.
+    let o = b.run(&[
+        "-v",
+        "--trace",
+        "--trace-ignore",
+        &ignore,
+        "--",
+        "sh",
+        "-c",
+        &full,
+    ]);
+    assert_hit(&o);
+}
+
+/// idem.toml's `trace` field is `--trace`: a named traced task records, hits and
+/// restores its outputs; a bad mode is refused before anything runs.
+#[test]
+fn a_named_task_can_be_traced() {
+    let t = Traced::new();
+    t.ws.write("in.txt", "one\n");
+    t.ws.write(
+        "idem.toml",
+        format!(
+            "[task.build]\nrun = \"{BUILD}; echo run >> {}\"\ntrace = \"record\"\ntrace-ignore = [\"{}\"]\n",
+            t.counter_file(),
+            t.ignore()
+        ),
+    );
+    let o = t.ws.run(&["-v", "build"]);
+    assert_miss(&o);
+    assert!(stderr(&o).contains("traced"), "{}", stderr(&o));
+    std::fs::remove_file(t.ws.path("out.txt")).unwrap();
+    let o = t.ws.run(&["-v", "build"]);
+    assert_hit(&o);
+    assert_eq!(t.ws.read("out.txt"), b"one\n");
+    assert_eq!(t.runs(), 1);
+    t.ws.write(
+        "idem.toml",
+        "[task.build]\nrun = \"true\"\ntrace = \"bogus\"\n",
+    );
+    let o = t.ws.run(&["build"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// An inet connect makes a traced run unrecordable (one warning naming the way out);
+/// `--trace-net=allow` records it anyway, under its own task key.
+#[test]
+fn the_network_is_not_recorded_unless_allowed() {
+    let ws = Ws::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let script = format!("echo ping > /dev/tcp/127.0.0.1/{port}; echo done");
+    let deny = ws.run(&["-v", "--trace", "--", "bash", "-c", &script]);
+    assert_eq!(stdout(&deny), "done\n", "{}", stderr(&deny));
+    assert!(stderr(&deny).contains("not recorded"), "{}", stderr(&deny));
+    assert_eq!(record_count(&ws), 0);
+    let plain = ws.run(&["--trace", "--", "bash", "-c", &script]);
+    assert!(
+        stderr(&plain).contains("--trace-net=allow"),
+        "{}",
+        stderr(&plain)
+    );
+    let allow = [
+        "-v",
+        "--trace",
+        "--trace-net=allow",
+        "--",
+        "bash",
+        "-c",
+        &script,
+    ];
+    assert_miss(&ws.run(&allow));
+    assert_eq!(record_count(&ws), 1);
+    assert_hit(&ws.run(&allow));
+    drop(listener);
+}
+
+/// Forgetting a traced task drops its dependency sets with its records (SQLite row and
+/// hot file): the next run is a miss, not a set pointing at nothing.
+#[test]
+fn forget_drops_the_dependency_sets() {
+    let t = Traced::new();
+    t.ws.write("in.txt", "one\n");
+    assert_miss(&t.run(&[], BUILD));
+    let sets = || {
+        std::fs::read_dir(t.ws.cache.join("hot"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "sets"))
+            .count()
+    };
+    assert_eq!(sets(), 1);
+    let ignore = t.ignore();
+    let full = format!("{BUILD}; echo run >> {}", t.counter_file());
+    let o =
+        t.ws.idem(&[
+            "forget",
+            "--trace",
+            "--trace-ignore",
+            &ignore,
+            "--",
+            "sh",
+            "-c",
+            &full,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&o).contains("forgot 1 record"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(sets(), 0, "the set-index hot file went with the records");
+    let o = t.run(&[], BUILD);
+    assert_miss(&o);
+    assert!(stderr(&o).contains("no traced record"), "{}", stderr(&o));
+}
+
+/// Outputs named through `..` are captured where they really are and restored there;
+/// a write under `.git/` is never recorded (the gate would refuse to restore it).
+#[test]
+fn outputs_through_dotdot_are_restored_and_git_writes_are_not_recorded() {
+    let t = Traced::new();
+    t.ws.write("sub/keep", "");
+    let script = "echo made > sub/../made.txt";
+    assert_miss(&t.run(&[], script));
+    std::fs::remove_file(t.ws.path("made.txt")).unwrap();
+    assert_hit(&t.run(&[], script));
+    assert_eq!(t.ws.read("made.txt"), b"made\n");
+    let o = t.run(&[], "echo x > .git/planted");
+    assert!(stderr(&o).contains(".git/planted"), "{}", stderr(&o));
+    assert_eq!(record_count(&t.ws), 1);
 }
