@@ -17,6 +17,9 @@
 #   --idem PATH      measure this idem binary instead of building one (A/B of a patch)
 #   --only LIST      comma-separated scenario groups to run:
 #                    hit,records,tree,big,memory,concurrency,remote,trace (default: all)
+#
+# Environment: BENCH_LUA_CFLAGS overrides the flags of the trace group's Lua build
+# (default "-O2 -DLUA_USE_LINUX -w"; "-O0 …" under --quick).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -60,7 +63,7 @@ while (($#)); do
         shift
         ;;
     -h | --help)
-        sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown option '$1' (see bench/run.sh --help)" ;;
@@ -83,7 +86,7 @@ if ((QUICK)); then
     CONCURRENT=50
     REMOTE_BYTES=$((8 * MB))
     REMOTE_FILES=20
-    LUA_CFLAGS="-O0 -DLUA_USE_LINUX -w" # the figures mean nothing: build fast
+    LUA_CFLAGS=${BENCH_LUA_CFLAGS:-"-O0 -DLUA_USE_LINUX -w"} # the figures mean nothing: build fast
     # rounds runs warmup, per class of scenario
     FAST=(1 1 0)
     MEDIUM=(1 1 0)
@@ -101,7 +104,7 @@ else
     CONCURRENT=200
     REMOTE_BYTES=$((100 * MB))
     REMOTE_FILES=1000
-    LUA_CFLAGS="-O2 -DLUA_USE_LINUX -w"
+    LUA_CFLAGS=${BENCH_LUA_CFLAGS:-"-O2 -DLUA_USE_LINUX -w"}
     FAST=(6 40 5)
     MEDIUM=(4 8 2)
     SLOW=(3 3 1)
@@ -615,7 +618,7 @@ MAKE
         rebuild "make -s -C $LUA clean" "make -s -j2 -C $LUA '$wrap'")
 
     python3 "$LIB" ratio --results "$RESULTS" --id trace-build --kind ratio --max 1.5 \
-        --scenario "cold build of Lua 5.4 ($lua_units compiles, make -j2), every compile under \`idem run --trace\`" \
+        --scenario "cold build of Lua 5.4 ($lua_units compiles, make -j2, ${LUA_CFLAGS%% *}), every compile under \`idem run --trace\`" \
         --target "≤ 1.5" --idem traced --peer plain --peer-label "the same make -j2 unwrapped" \
         --note "$stops syscall stops per compile (mean of $stopped_units, from idem -v); includes recording every object" \
         "$JSON"/trace-build.*.json
