@@ -839,3 +839,30 @@ fn gcc_with_a_shadowing_header() {
         "file inc2/v.h changed"
     );
 }
+
+#[test]
+fn recording_again_reuses_the_hash_of_a_file_whose_fingerprint_is_unchanged() {
+    let (_d, ws) = workspace();
+    let r = &ws.root;
+    write(&r.join("big.dat"), "data");
+    let mut log = TraceLog::default();
+    input(&mut log, &r.join("big.dat"), Inputs::READ);
+    let first = run(&log, &ws, started_now());
+    let mut known = settled(&first.entries);
+    // A lie with a trusted fingerprint is reused as is: proof that nothing was hashed.
+    let lie = format!("blake3:{}", blake3::hash(b"other").to_hex()).into_bytes();
+    known[0].dep.state = lie.clone();
+    let opts = TraceOpts {
+        ws: &ws,
+        ignore: &GlobSet::empty(),
+        started_ns: started_now(),
+    };
+    let again = findings_reusing(&log, &opts, &known).unwrap();
+    assert_eq!(again.entries[0].dep.state, lie);
+    // A racy known fingerprint is not trusted: hashed again, the truth recorded.
+    let again = findings_reusing(&log, &opts, &first.entries).unwrap();
+    assert_eq!(again.entries[0].dep.state, first.entries[0].dep.state);
+    known[0].fp.observed_at_ns = known[0].fp.ctime_ns;
+    let again = findings_reusing(&log, &opts, &known).unwrap();
+    assert_eq!(again.entries[0].dep.state, first.entries[0].dep.state);
+}
