@@ -866,3 +866,73 @@ fn recording_again_reuses_the_hash_of_a_file_whose_fingerprint_is_unchanged() {
     let again = findings_reusing(&log, &opts, &known).unwrap();
     assert_eq!(again.entries[0].dep.state, first.entries[0].dep.state);
 }
+
+#[test]
+fn a_program_losing_its_execute_bit_changed() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, ws) = workspace();
+    let r = &ws.root;
+    write(&r.join("tool.sh"), "#!/bin/sh\necho hi\n");
+    std::fs::set_permissions(r.join("tool.sh"), PermissionsExt::from_mode(0o755)).unwrap();
+    let mut log = TraceLog::default();
+    input(&mut log, &r.join("tool.sh"), Inputs::EXEC);
+    let f = run(&log, &ws, started_now());
+    assert!(state_of(&f, "tool.sh").ends_with("+x"));
+    assert_eq!(Checker::new(&ws).check(&f.entries), Check::Unchanged);
+    std::fs::set_permissions(r.join("tool.sh"), PermissionsExt::from_mode(0o644)).unwrap();
+    assert_eq!(
+        changed(Checker::new(&ws).check(&f.entries)),
+        "program tool.sh changed"
+    );
+}
+
+#[test]
+fn a_link_also_looked_up_through_keeps_where_it_leads() {
+    let (_d, ws) = workspace();
+    let r = &ws.root;
+    write(&r.join("real.h"), "r");
+    std::os::unix::fs::symlink("real.h", r.join("l.h")).unwrap();
+    let mut log = TraceLog::default();
+    input(&mut log, &r.join("l.h"), Inputs::LINK);
+    input(&mut log, &r.join("l.h"), Inputs::PROBE);
+    let f = run(&log, &ws, started_now());
+    assert_eq!(entry(&f, "l.h").dep.kind, Kind::TraceLink);
+    let st = state_of(&f, "l.h");
+    assert!(
+        st.starts_with("both:file size=1 ") && st.ends_with(" <- symlink:real.h"),
+        "{st}"
+    );
+    assert_eq!(
+        Checker::new(&ws).check(&settled(&f.entries)),
+        Check::Unchanged
+    );
+    write(&r.join("real.h"), "longer");
+    assert_eq!(
+        changed(Checker::new(&ws).check(&settled(&f.entries))),
+        "link l.h changed"
+    );
+}
+
+#[test]
+fn a_name_found_missing_then_created_is_not_in_the_listing_before_the_run() {
+    let (_d, ws) = workspace();
+    let r = &ws.root;
+    write(&r.join("d/a"), "a");
+    let before = {
+        let mut log = TraceLog::default();
+        input(&mut log, &r.join("d"), Inputs::LISTING);
+        run(&log, &ws, started_now())
+    };
+    let mut log = TraceLog::default();
+    input(&mut log, &r.join("d/new"), Inputs::ABSENT);
+    input(&mut log, &r.join("d"), Inputs::LISTING);
+    write(&r.join("d/new"), "n");
+    wrote(&mut log, &r.join("d/new"), Writes::CREATED);
+    // Written in place after the listing: there before, with its kind.
+    write(&r.join("d/a"), "rewritten");
+    wrote(&mut log, &r.join("d/a"), Writes::TRUNCATED);
+    let f = run(&log, &ws, started_now());
+    assert!(f.unrecordable.is_empty(), "{:?}", f.unrecordable);
+    assert_eq!(state_of(&f, "d"), state_of(&before, "d"));
+    assert_eq!(state_of(&f, "d/new"), "absent");
+}
