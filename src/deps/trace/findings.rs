@@ -376,6 +376,16 @@ impl PathCtx<'_> {
                 }
             }
         }
+        // Missing through the path, present as the path itself: only a dangling symlink
+        // is both, and it must still be one.
+        let dangling = matches!(lst, Some(Ok(md)) if md.is_symlink())
+            && matches!(st, Some(Err(e)) if state::is_gone(e));
+        if i.contains(Inputs::ABSENT) && !self.u.is_written() && !dangling {
+            return Err(format!(
+                "{} was both missing and present while the command ran",
+                self.name()
+            ));
+        }
         let attrs = |l: &Looked| state::attrs(l, level, || state::read_link(self.path));
         let (state, fp_of) = match (&st, &lst) {
             (Some(s), Some(l)) => (state::both_state(&attrs(s), &attrs(l)), l),

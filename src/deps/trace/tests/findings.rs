@@ -445,3 +445,22 @@ fn a_name_found_missing_then_created_is_not_in_the_listing_before_the_run() {
     assert_eq!(state_of(&f, "d"), state_of(&before, "d"));
     assert_eq!(state_of(&f, "d/new"), "absent");
 }
+
+#[test]
+fn missing_through_a_path_and_present_as_itself_must_be_a_dangling_symlink() {
+    let (_d, ws) = workspace();
+    let r = &ws.root;
+    std::os::unix::fs::symlink("nowhere", r.join("dangling")).unwrap();
+    write(&r.join("plain"), "p");
+    let mut log = TraceLog::default();
+    for p in ["dangling", "plain"] {
+        input(&mut log, &r.join(p), Inputs::ABSENT);
+        input(&mut log, &r.join(p), Inputs::PROBE_NOFOLLOW);
+    }
+    let f = run(&log, &ws, started_now());
+    assert_eq!(state_of(&f, "dangling"), "both:absent <- symlink:nowhere");
+    assert_eq!(
+        f.unrecordable,
+        vec!["plain was both missing and present while the command ran".to_string()]
+    );
+}
