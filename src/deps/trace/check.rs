@@ -41,24 +41,26 @@ impl Seen {
 /// A directory's entries as (name, kind letter), sorted.
 type Listing = Vec<(Vec<u8>, u8)>;
 
-/// FNV-1a: the memo is keyed by path bytes from our own records, thousands per lookup;
-/// SipHash's DoS resistance buys nothing here.
+/// The memo's hash (FxHash's word-at-a-time mix): keys are path bytes from our own
+/// records, thousands per lookup, so SipHash's DoS resistance buys nothing here.
 #[derive(Default)]
-struct Fnv(u64);
+struct PathHasher(u64);
 
-impl Hasher for Fnv {
+impl Hasher for PathHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = self.0;
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in words.remainder() {
+            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
         }
         self.0 = h;
     }
@@ -67,7 +69,7 @@ impl Hasher for Fnv {
 /// See the module doc.
 pub struct Checker<'a> {
     ws: &'a Workspace,
-    seen: HashMap<Vec<u8>, Seen, BuildHasherDefault<Fnv>>,
+    seen: HashMap<Vec<u8>, Seen, BuildHasherDefault<PathHasher>>,
     /// Reused to build absolute paths without an allocation per entry.
     buf: PathBuf,
     work: Work,
