@@ -147,7 +147,7 @@ _idem() {
             return 0
             ;;
         idem__subcmd__explain)
-            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --json --help --version"
+            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --trace --trace-ignore --trace-net --strict --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -219,6 +219,18 @@ _idem() {
                     ;;
                 --pass-env)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace)
+                    COMPREPLY=($(compgen -W "record check" -- "${cur}"))
+                    return 0
+                    ;;
+                --trace-ignore)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace-net)
+                    COMPREPLY=($(compgen -W "deny allow" -- "${cur}"))
                     return 0
                     ;;
                 --key)
@@ -269,7 +281,7 @@ _idem() {
             return 0
             ;;
         idem__subcmd__forget)
-            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
+            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --trace --trace-ignore --trace-net --strict --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -341,6 +353,18 @@ _idem() {
                     ;;
                 --pass-env)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace)
+                    COMPREPLY=($(compgen -W "record check" -- "${cur}"))
+                    return 0
+                    ;;
+                --trace-ignore)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace-net)
+                    COMPREPLY=($(compgen -W "deny allow" -- "${cur}"))
                     return 0
                     ;;
                 --key)
@@ -651,7 +675,7 @@ _idem() {
             return 0
             ;;
         idem__subcmd__run)
-            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
+            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --trace --trace-ignore --trace-net --strict --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -723,6 +747,18 @@ _idem() {
                     ;;
                 --pass-env)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace)
+                    COMPREPLY=($(compgen -W "record check" -- "${cur}"))
+                    return 0
+                    ;;
+                --trace-ignore)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace-net)
+                    COMPREPLY=($(compgen -W "deny allow" -- "${cur}"))
                     return 0
                     ;;
                 --key)
@@ -809,7 +845,7 @@ _idem() {
             return 0
             ;;
         idem__subcmd__status)
-            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
+            opts="-f -e -u -o -v -h -V --file --env --url --url-content --url-header --url-timeout --url-offline --output --clean-outputs --no-ignore --scope --root --cache-dir --config --stdin --force --cache-failures --strict-env --pass-env --trace --trace-ignore --trace-net --strict --key --max-runs --key-reuse --ttl --stale --cache-only --wait-timeout --no-wait --remote --remote-read-only --remote-timeout --verbose --progress --background-refresh --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -881,6 +917,18 @@ _idem() {
                     ;;
                 --pass-env)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace)
+                    COMPREPLY=($(compgen -W "record check" -- "${cur}"))
+                    return 0
+                    ;;
+                --trace-ignore)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --trace-net)
+                    COMPREPLY=($(compgen -W "deny allow" -- "${cur}"))
                     return 0
                     ;;
                 --key)
@@ -994,7 +1042,7 @@ _idem_with_tasks() {
         esac
     done
     [[ -z "$sub" || "$cur" == -* ]] && return 0
-    case " --cache-dir --config --env --file --key --key-reuse --max-runs --output --pass-env --progress --remote --remote-read-only --remote-timeout --root --scope --stale --ttl --url --url-content --url-header --url-offline --url-timeout --wait-timeout -e -f -o -u " in *" $prev "*) return 0 ;; esac
+    case " --cache-dir --config --env --file --key --key-reuse --max-runs --output --pass-env --progress --remote --remote-read-only --remote-timeout --root --scope --stale --trace --trace-ignore --trace-net --ttl --url --url-content --url-header --url-offline --url-timeout --wait-timeout -e -f -o -u " in *" $prev "*) return 0 ;; esac
     local names
     names="$("${COMP_WORDS[0]}" tasks --names 2>/dev/null)" || return 0
     COMPREPLY+=( $(compgen -W "$names" -- "$cur") )

@@ -53,6 +53,11 @@ complete -c idem -n "__fish_idem_using_subcommand run" -l root -d 'Workspace roo
 complete -c idem -n "__fish_idem_using_subcommand run" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand run" -l config -d 'The task file [default: idem.toml at the workspace root]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand run" -l pass-env -d 'With --strict-env, also pass this variable (not an input). Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand run" -l trace -d 'Discover the inputs by tracing the command (Linux x86_64/aarch64, ptrace): every file it reads, probes, finds absent, lists or executes becomes an input, and files it creates in the workspace are outputs. `--trace` records (the same as `--trace=record`); `--trace=check` runs with the declared inputs only and lists the workspace inputs no -f covers. The environment is not traceable: declare variables with -e, and use --strict-env for hermetic steps. See docs/trace.md' -r -f -a "record\t'Traced inputs are the dependencies (no -f needed)'
+check\t'Declared dependencies as without --trace; undeclared workspace inputs are listed'"
+complete -c idem -n "__fish_idem_using_subcommand run" -l trace-ignore -d 'With --trace: a glob of paths that are never traced inputs or outputs, matched on the absolute path and on the path relative to the workspace root (\'/tmp/**\', \'**/__pycache__/**\'). Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand run" -l trace-net -d 'With --trace: a command that talks to the network (an inet socket) is run but not recorded (deny), or recorded anyway (allow: declare what it fetches with -u)' -r -f -a "deny\t''
+allow\t''"
 complete -c idem -n "__fish_idem_using_subcommand run" -l key -d 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l max-runs -d 'With --key: how many successful runs the key allows' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l key-reuse -d 'With --key: refuse (deny) or allow reusing a key for another command line' -r -f -a "deny\t''
@@ -72,11 +77,12 @@ complete -c idem -n "__fish_idem_using_subcommand run" -l stdin -d 'Read stdin f
 complete -c idem -n "__fish_idem_using_subcommand run" -l force -d 'Run and re-record even when a matching record exists'
 complete -c idem -n "__fish_idem_using_subcommand run" -l cache-failures -d 'Record non-zero exits too (by default only exit 0 is recorded)'
 complete -c idem -n "__fish_idem_using_subcommand run" -l strict-env -d 'Run the command with only the declared -e variables, PATH, HOME and --pass-env'
+complete -c idem -n "__fish_idem_using_subcommand run" -l strict -d 'With --trace=check: undeclared inputs make idem exit 5 after a successful run (for CI), instead of only listing them'
 complete -c idem -n "__fish_idem_using_subcommand run" -l cache-only -d 'Replay a matching record, else exit 3 without running anything'
 complete -c idem -n "__fish_idem_using_subcommand run" -l no-wait -d 'Do not wait for another idem running the same thing: exit 75 instead'
 complete -c idem -n "__fish_idem_using_subcommand run" -s v -l verbose -d 'Print one line about what idem did (hit, miss and why) on stderr'
 complete -c idem -n "__fish_idem_using_subcommand run" -l background-refresh -d 'Internal: refresh a stale record in the background (spawned by idem itself)'
-complete -c idem -n "__fish_idem_using_subcommand run" -s h -l help -d 'Print help'
+complete -c idem -n "__fish_idem_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c idem -n "__fish_idem_using_subcommand run" -s V -l version -d 'Print version'
 complete -c idem -n "__fish_idem_using_subcommand status" -s f -l file -d 'A file, directory (walked recursively) or glob (\'src/**/*.c\') whose content is an input; \'!pattern\' excludes. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -s e -l env -d 'An environment variable whose value (or absence) is an input. Repeatable' -r
@@ -92,6 +98,11 @@ complete -c idem -n "__fish_idem_using_subcommand status" -l root -d 'Workspace 
 complete -c idem -n "__fish_idem_using_subcommand status" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand status" -l config -d 'The task file [default: idem.toml at the workspace root]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand status" -l pass-env -d 'With --strict-env, also pass this variable (not an input). Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand status" -l trace -d 'Discover the inputs by tracing the command (Linux x86_64/aarch64, ptrace): every file it reads, probes, finds absent, lists or executes becomes an input, and files it creates in the workspace are outputs. `--trace` records (the same as `--trace=record`); `--trace=check` runs with the declared inputs only and lists the workspace inputs no -f covers. The environment is not traceable: declare variables with -e, and use --strict-env for hermetic steps. See docs/trace.md' -r -f -a "record\t'Traced inputs are the dependencies (no -f needed)'
+check\t'Declared dependencies as without --trace; undeclared workspace inputs are listed'"
+complete -c idem -n "__fish_idem_using_subcommand status" -l trace-ignore -d 'With --trace: a glob of paths that are never traced inputs or outputs, matched on the absolute path and on the path relative to the workspace root (\'/tmp/**\', \'**/__pycache__/**\'). Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand status" -l trace-net -d 'With --trace: a command that talks to the network (an inet socket) is run but not recorded (deny), or recorded anyway (allow: declare what it fetches with -u)' -r -f -a "deny\t''
+allow\t''"
 complete -c idem -n "__fish_idem_using_subcommand status" -l key -d 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l max-runs -d 'With --key: how many successful runs the key allows' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l key-reuse -d 'With --key: refuse (deny) or allow reusing a key for another command line' -r -f -a "deny\t''
@@ -111,11 +122,12 @@ complete -c idem -n "__fish_idem_using_subcommand status" -l stdin -d 'Read stdi
 complete -c idem -n "__fish_idem_using_subcommand status" -l force -d 'Run and re-record even when a matching record exists'
 complete -c idem -n "__fish_idem_using_subcommand status" -l cache-failures -d 'Record non-zero exits too (by default only exit 0 is recorded)'
 complete -c idem -n "__fish_idem_using_subcommand status" -l strict-env -d 'Run the command with only the declared -e variables, PATH, HOME and --pass-env'
+complete -c idem -n "__fish_idem_using_subcommand status" -l strict -d 'With --trace=check: undeclared inputs make idem exit 5 after a successful run (for CI), instead of only listing them'
 complete -c idem -n "__fish_idem_using_subcommand status" -l cache-only -d 'Replay a matching record, else exit 3 without running anything'
 complete -c idem -n "__fish_idem_using_subcommand status" -l no-wait -d 'Do not wait for another idem running the same thing: exit 75 instead'
 complete -c idem -n "__fish_idem_using_subcommand status" -s v -l verbose -d 'Print one line about what idem did (hit, miss and why) on stderr'
 complete -c idem -n "__fish_idem_using_subcommand status" -l background-refresh -d 'Internal: refresh a stale record in the background (spawned by idem itself)'
-complete -c idem -n "__fish_idem_using_subcommand status" -s h -l help -d 'Print help'
+complete -c idem -n "__fish_idem_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c idem -n "__fish_idem_using_subcommand status" -s V -l version -d 'Print version'
 complete -c idem -n "__fish_idem_using_subcommand explain" -s f -l file -d 'A file, directory (walked recursively) or glob (\'src/**/*.c\') whose content is an input; \'!pattern\' excludes. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -s e -l env -d 'An environment variable whose value (or absence) is an input. Repeatable' -r
@@ -131,6 +143,11 @@ complete -c idem -n "__fish_idem_using_subcommand explain" -l root -d 'Workspace
 complete -c idem -n "__fish_idem_using_subcommand explain" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand explain" -l config -d 'The task file [default: idem.toml at the workspace root]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand explain" -l pass-env -d 'With --strict-env, also pass this variable (not an input). Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand explain" -l trace -d 'Discover the inputs by tracing the command (Linux x86_64/aarch64, ptrace): every file it reads, probes, finds absent, lists or executes becomes an input, and files it creates in the workspace are outputs. `--trace` records (the same as `--trace=record`); `--trace=check` runs with the declared inputs only and lists the workspace inputs no -f covers. The environment is not traceable: declare variables with -e, and use --strict-env for hermetic steps. See docs/trace.md' -r -f -a "record\t'Traced inputs are the dependencies (no -f needed)'
+check\t'Declared dependencies as without --trace; undeclared workspace inputs are listed'"
+complete -c idem -n "__fish_idem_using_subcommand explain" -l trace-ignore -d 'With --trace: a glob of paths that are never traced inputs or outputs, matched on the absolute path and on the path relative to the workspace root (\'/tmp/**\', \'**/__pycache__/**\'). Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand explain" -l trace-net -d 'With --trace: a command that talks to the network (an inet socket) is run but not recorded (deny), or recorded anyway (allow: declare what it fetches with -u)' -r -f -a "deny\t''
+allow\t''"
 complete -c idem -n "__fish_idem_using_subcommand explain" -l key -d 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l max-runs -d 'With --key: how many successful runs the key allows' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l key-reuse -d 'With --key: refuse (deny) or allow reusing a key for another command line' -r -f -a "deny\t''
@@ -150,12 +167,13 @@ complete -c idem -n "__fish_idem_using_subcommand explain" -l stdin -d 'Read std
 complete -c idem -n "__fish_idem_using_subcommand explain" -l force -d 'Run and re-record even when a matching record exists'
 complete -c idem -n "__fish_idem_using_subcommand explain" -l cache-failures -d 'Record non-zero exits too (by default only exit 0 is recorded)'
 complete -c idem -n "__fish_idem_using_subcommand explain" -l strict-env -d 'Run the command with only the declared -e variables, PATH, HOME and --pass-env'
+complete -c idem -n "__fish_idem_using_subcommand explain" -l strict -d 'With --trace=check: undeclared inputs make idem exit 5 after a successful run (for CI), instead of only listing them'
 complete -c idem -n "__fish_idem_using_subcommand explain" -l cache-only -d 'Replay a matching record, else exit 3 without running anything'
 complete -c idem -n "__fish_idem_using_subcommand explain" -l no-wait -d 'Do not wait for another idem running the same thing: exit 75 instead'
 complete -c idem -n "__fish_idem_using_subcommand explain" -s v -l verbose -d 'Print one line about what idem did (hit, miss and why) on stderr'
 complete -c idem -n "__fish_idem_using_subcommand explain" -l background-refresh -d 'Internal: refresh a stale record in the background (spawned by idem itself)'
 complete -c idem -n "__fish_idem_using_subcommand explain" -l json -d 'Print JSON (see docs/json.md)'
-complete -c idem -n "__fish_idem_using_subcommand explain" -s h -l help -d 'Print help'
+complete -c idem -n "__fish_idem_using_subcommand explain" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c idem -n "__fish_idem_using_subcommand explain" -s V -l version -d 'Print version'
 complete -c idem -n "__fish_idem_using_subcommand stats" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand stats" -l json -d 'Print JSON (see docs/json.md)'
@@ -197,6 +215,11 @@ complete -c idem -n "__fish_idem_using_subcommand forget" -l root -d 'Workspace 
 complete -c idem -n "__fish_idem_using_subcommand forget" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand forget" -l config -d 'The task file [default: idem.toml at the workspace root]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand forget" -l pass-env -d 'With --strict-env, also pass this variable (not an input). Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand forget" -l trace -d 'Discover the inputs by tracing the command (Linux x86_64/aarch64, ptrace): every file it reads, probes, finds absent, lists or executes becomes an input, and files it creates in the workspace are outputs. `--trace` records (the same as `--trace=record`); `--trace=check` runs with the declared inputs only and lists the workspace inputs no -f covers. The environment is not traceable: declare variables with -e, and use --strict-env for hermetic steps. See docs/trace.md' -r -f -a "record\t'Traced inputs are the dependencies (no -f needed)'
+check\t'Declared dependencies as without --trace; undeclared workspace inputs are listed'"
+complete -c idem -n "__fish_idem_using_subcommand forget" -l trace-ignore -d 'With --trace: a glob of paths that are never traced inputs or outputs, matched on the absolute path and on the path relative to the workspace root (\'/tmp/**\', \'**/__pycache__/**\'). Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand forget" -l trace-net -d 'With --trace: a command that talks to the network (an inet socket) is run but not recorded (deny), or recorded anyway (allow: declare what it fetches with -u)' -r -f -a "deny\t''
+allow\t''"
 complete -c idem -n "__fish_idem_using_subcommand forget" -l key -d 'Execution key: the command succeeds at most once (or --max-runs) per key, whatever its inputs; later calls replay' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l max-runs -d 'With --key: how many successful runs the key allows' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l key-reuse -d 'With --key: refuse (deny) or allow reusing a key for another command line' -r -f -a "deny\t''
@@ -216,11 +239,12 @@ complete -c idem -n "__fish_idem_using_subcommand forget" -l stdin -d 'Read stdi
 complete -c idem -n "__fish_idem_using_subcommand forget" -l force -d 'Run and re-record even when a matching record exists'
 complete -c idem -n "__fish_idem_using_subcommand forget" -l cache-failures -d 'Record non-zero exits too (by default only exit 0 is recorded)'
 complete -c idem -n "__fish_idem_using_subcommand forget" -l strict-env -d 'Run the command with only the declared -e variables, PATH, HOME and --pass-env'
+complete -c idem -n "__fish_idem_using_subcommand forget" -l strict -d 'With --trace=check: undeclared inputs make idem exit 5 after a successful run (for CI), instead of only listing them'
 complete -c idem -n "__fish_idem_using_subcommand forget" -l cache-only -d 'Replay a matching record, else exit 3 without running anything'
 complete -c idem -n "__fish_idem_using_subcommand forget" -l no-wait -d 'Do not wait for another idem running the same thing: exit 75 instead'
 complete -c idem -n "__fish_idem_using_subcommand forget" -s v -l verbose -d 'Print one line about what idem did (hit, miss and why) on stderr'
 complete -c idem -n "__fish_idem_using_subcommand forget" -l background-refresh -d 'Internal: refresh a stale record in the background (spawned by idem itself)'
-complete -c idem -n "__fish_idem_using_subcommand forget" -s h -l help -d 'Print help'
+complete -c idem -n "__fish_idem_using_subcommand forget" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c idem -n "__fish_idem_using_subcommand forget" -s V -l version -d 'Print version'
 complete -c idem -n "__fish_idem_using_subcommand clear" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F
 complete -c idem -n "__fish_idem_using_subcommand clear" -s y -l yes -d 'Do not ask for confirmation'

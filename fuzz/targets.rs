@@ -131,7 +131,16 @@ impl<'a> Input<'a> {
             }
             chunks.push((stream, len));
         }
-        let kinds = [Kind::File, Kind::Env, Kind::Url, Kind::Program, Kind::Stdin];
+        let kinds = [
+            Kind::File,
+            Kind::Env,
+            Kind::Url,
+            Kind::Program,
+            Kind::Stdin,
+            Kind::TraceRead,
+            Kind::TraceAbsent,
+            Kind::TraceListing,
+        ];
         Record {
             task_key: self.hash(),
             state_key: self.hash(),
@@ -159,7 +168,9 @@ impl<'a> Input<'a> {
             cwd: self.bytes(8),
             host: self.string(8),
             version: self.string(8),
-            task: (self.below(2) == 0).then(|| self.string(8)),
+            // Task names are never empty (an empty one is encoded as "no task").
+            task: (self.below(2) == 0).then(|| format!("t{}", self.string(8))),
+            side_effects: (0..self.below(3)).map(|_| self.bytes(8)).collect(),
         }
     }
 

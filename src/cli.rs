@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 fn long_version() -> &'static str {
-    concat!(env!("CARGO_PKG_VERSION"), " (cache schema 2, key schema 1)")
+    concat!(env!("CARGO_PKG_VERSION"), " (cache schema 3, key schema 1)")
 }
 
 #[derive(Parser, Debug)]
@@ -92,11 +92,17 @@ const RUN_EXAMPLES: &str = "Examples:
   idem run -f 'src/**/*.c' -o build/app -o 'build/*.o' -- make app
   idem run --ttl 1m -- kubectl get pods
   idem run --key \"deploy-$GIT_SHA\" -- ./deploy.sh prod
+  idem run --trace -- make -C lib      # inputs and outputs discovered by tracing
+  idem run --trace -e CC --strict-env --trace-ignore '/tmp/**' -- ./build.sh
+  idem run --trace=check --strict -f src/ -- make   # CI: fail on undeclared inputs
 
 Everything after `--` is the command, passed on byte for byte (after a task name:
 arguments appended to the task's command).
-Exit status: the command's own (replayed on a hit); 2 for idem's usage errors;
-see docs/exit-codes.md for the rest.";
+--trace sees files, not the environment: declare variables with -e (and prefer
+--strict-env) for hermetic steps; ignore noise with --trace-ignore '/tmp/**' or
+--trace-ignore '**/__pycache__/**'.
+Exit status: the command's own (replayed on a hit); 2 for idem's usage errors; 5
+for --trace=check --strict with undeclared inputs; see docs/exit-codes.md.";
 
 /// Where the cache lives; shared by every subcommand.
 #[derive(Args, Debug, Clone, Default)]
@@ -187,6 +193,38 @@ pub struct RunArgs {
     /// With --strict-env, also pass this variable (not an input). Repeatable
     #[arg(long = "pass-env", value_name = "NAME")]
     pub pass_envs: Vec<String>,
+
+    /// Discover the inputs by tracing the command (Linux x86_64/aarch64, ptrace):
+    /// every file it reads, probes, finds absent, lists or executes becomes an input,
+    /// and files it creates in the workspace are outputs. `--trace` records (the same as
+    /// `--trace=record`); `--trace=check` runs with the declared inputs only and lists
+    /// the workspace inputs no -f covers. The environment is not traceable: declare
+    /// variables with -e, and use --strict-env for hermetic steps. See docs/trace.md
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "record",
+        value_name = "MODE"
+    )]
+    pub trace: Option<TraceMode>,
+
+    /// With --trace: a glob of paths that are never traced inputs or outputs, matched
+    /// on the absolute path and on the path relative to the workspace root
+    /// ('/tmp/**', '**/__pycache__/**'). Repeatable
+    #[arg(long = "trace-ignore", value_name = "GLOB")]
+    pub trace_ignores: Vec<String>,
+
+    /// With --trace: a command that talks to the network (an inet socket) is run but not
+    /// recorded (deny), or recorded anyway (allow: declare what it fetches with -u)
+    #[arg(long, value_enum, default_value_t = TraceNet::Deny, value_name = "POLICY")]
+    pub trace_net: TraceNet,
+
+    /// With --trace=check: undeclared inputs make idem exit 5 after a successful run
+    /// (for CI), instead of only listing them
+    #[arg(long)]
+    pub strict: bool,
 
     /// Execution key: the command succeeds at most once (or --max-runs) per key,
     /// whatever its inputs; later calls replay
@@ -387,6 +425,23 @@ pub enum UrlOffline {
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum KeyReuse {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// `--trace[=MODE]`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceMode {
+    /// Traced inputs are the dependencies (no -f needed)
+    Record,
+    /// Declared dependencies as without --trace; undeclared workspace inputs are listed
+    Check,
+}
+
+/// `--trace-net`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TraceNet {
     #[default]
     Deny,
     Allow,

@@ -18,6 +18,12 @@ use crate::exit::Code;
 use crate::store::blobs::{BlobStore, BlobWriter};
 use crate::store::record::{BlobRef, STDERR, STDOUT};
 
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+mod traced;
+
 /// How to start the command.
 pub struct ExecCommand {
     pub program: PathBuf,
@@ -57,6 +63,8 @@ pub struct Outcome {
     pub captured: Option<Captured>,
     /// idem itself received SIGINT/SIGTERM/SIGHUP/SIGQUIT while the command ran.
     pub interrupted: bool,
+    /// What tracing saw (`--trace`).
+    pub trace: TraceResult,
 }
 
 static CHILD_PID: AtomicI32 = AtomicI32::new(0);
@@ -308,8 +316,58 @@ fn status_to_exit(status: std::process::ExitStatus) -> Exit {
     }
 }
 
-/// Runs the command, teeing and capturing its output into the blob store.
-pub fn run_captured(cmd: &mut ExecCommand, blobs: &BlobStore) -> Result<Outcome, CaptureError> {
+/// Asks for the command to run under the tracer (`--trace`).
+#[derive(Debug, Clone, Default)]
+pub struct TraceSetup {
+    /// Path prefixes never recorded, on top of /proc, /sys and /dev (the cache directory).
+    pub ignore_prefixes: Vec<PathBuf>,
+}
+
+/// What tracing came to.
+#[derive(Debug, Default)]
+pub enum TraceResult {
+    /// Not asked for.
+    #[default]
+    Off,
+    /// The run was traced: what the command tree did.
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    Log(Box<crate::trace::TraceLog>),
+    /// Tracing is not possible here (ptrace refused): the command ran untraced. Not
+    /// warned about yet: what it means depends on the trace mode (the engine says it).
+    Refused(String),
+    /// The tracer failed while the command ran (warned about; the run is not recorded).
+    Failed(String),
+}
+
+/// Runs the command, teeing and capturing its output into the blob store; under the
+/// tracer when `trace` asks for it (a refused tracer warns once and runs it untraced).
+pub fn run_captured(
+    cmd: &mut ExecCommand,
+    blobs: &BlobStore,
+    trace: Option<&TraceSetup>,
+) -> Result<Outcome, CaptureError> {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    if let Some(setup) = trace {
+        match traced::run(cmd, blobs, setup)? {
+            traced::Traced::Ran(outcome) => return Ok(outcome),
+            traced::Traced::Refused(why) => {
+                let mut outcome = run_untraced(cmd, blobs)?;
+                outcome.trace = TraceResult::Refused(why);
+                return Ok(outcome);
+            }
+        }
+    }
+    let _ = trace;
+    run_untraced(cmd, blobs)
+}
+
+fn run_untraced(cmd: &mut ExecCommand, blobs: &BlobStore) -> Result<Outcome, CaptureError> {
     let mut out_w = blobs.writer().context("cannot capture stdout")?;
     let mut err_w = blobs.writer().context("cannot capture stderr")?;
     install_forwarding();
@@ -332,22 +390,15 @@ pub fn run_captured(cmd: &mut ExecCommand, blobs: &BlobStore) -> Result<Outcome,
         .stderr
         .take()
         .context("child stderr is piped by construction")?;
-
-    let mut complete = true;
-    let tee = tee_streams(child.id(), child_out, child_err, &mut out_w, &mut err_w);
-    let chunks = match tee {
-        Ok((chunks, ok)) => {
-            complete &= ok;
-            chunks
-        }
-        Err(e) => {
-            eprintln!(
-                "idem: warning: capturing output failed: {e:#}; this run will not be recorded"
-            );
-            complete = false;
-            Vec::new()
-        }
-    };
+    use std::os::fd::OwnedFd;
+    let tee = tee_streams(
+        child.id(),
+        File::from(OwnedFd::from(child_out)),
+        File::from(OwnedFd::from(child_err)),
+        &mut out_w,
+        &mut err_w,
+    );
+    let (chunks, mut complete) = tee_result(tee);
     let status = child.wait();
     let duration = start.elapsed();
     CHILD_PID.store(0, Ordering::SeqCst);
@@ -360,29 +411,51 @@ pub fn run_captured(cmd: &mut ExecCommand, blobs: &BlobStore) -> Result<Outcome,
             Exit::Code(crate::exit::Code::Internal.into())
         }
     };
-    let captured = if complete {
-        match (out_w.finish(), err_w.finish()) {
-            (Ok(stdout), Ok(stderr)) => Some(Captured {
-                stdout,
-                stderr,
-                chunks,
-            }),
-            (Err(e), _) | (_, Err(e)) => {
-                crate::ui::warn(format!(
-                    "storing captured output failed: {e:#}; this run will not be recorded"
-                ));
-                None
-            }
-        }
-    } else {
-        None
-    };
     Ok(Outcome {
         exit,
         duration,
-        captured,
+        captured: finish_capture(out_w, err_w, chunks, complete),
         interrupted: GOT_SIGNAL.load(Ordering::SeqCst) != 0,
+        trace: TraceResult::Off,
     })
+}
+
+/// The tee's chunks, and whether the capture is complete.
+fn tee_result(tee: Result<(Vec<(u8, u64)>, bool)>) -> (Vec<(u8, u64)>, bool) {
+    match tee {
+        Ok((chunks, ok)) => (chunks, ok),
+        Err(e) => {
+            eprintln!(
+                "idem: warning: capturing output failed: {e:#}; this run will not be recorded"
+            );
+            (Vec::new(), false)
+        }
+    }
+}
+
+/// Finishes both blobs of a complete capture (`None`: never record this run).
+fn finish_capture(
+    out_w: BlobWriter,
+    err_w: BlobWriter,
+    chunks: Vec<(u8, u64)>,
+    complete: bool,
+) -> Option<Captured> {
+    if !complete {
+        return None;
+    }
+    match (out_w.finish(), err_w.finish()) {
+        (Ok(stdout), Ok(stderr)) => Some(Captured {
+            stdout,
+            stderr,
+            chunks,
+        }),
+        (Err(e), _) | (_, Err(e)) => {
+            crate::ui::warn(format!(
+                "storing captured output failed: {e:#}; this run will not be recorded"
+            ));
+            None
+        }
+    }
 }
 
 /// How long idem keeps reading after the command exited while something it started
@@ -403,16 +476,12 @@ fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
 /// capture failure never stops the tee: the command's output always flows.
 fn tee_streams(
     pid: u32,
-    child_out: std::process::ChildStdout,
-    child_err: std::process::ChildStderr,
+    child_out: File,
+    child_err: File,
     out_w: &mut BlobWriter,
     err_w: &mut BlobWriter,
 ) -> Result<(Vec<(u8, u64)>, bool)> {
-    use std::os::fd::OwnedFd;
-    let mut readers: [Option<File>; 2] = [
-        Some(File::from(OwnedFd::from(child_out))),
-        Some(File::from(OwnedFd::from(child_err))),
-    ];
+    let mut readers: [Option<File>; 2] = [Some(child_out), Some(child_err)];
     let mut exited = pidfd_open(pid);
     let mut deadline: Option<Instant> = None;
     let mut chunks: Vec<(u8, u64)> = Vec::new();
@@ -493,6 +562,8 @@ fn tee_streams(
                 continue;
             }
             let data = &buf[..n];
+            // A traced run's spinner never draws over the command's output.
+            crate::ui::progress::retire_quiet();
             let res = if idx == 0 {
                 let mut l = stdout.lock();
                 l.write_all(data).and_then(|_| l.flush())

@@ -11,6 +11,8 @@ pub enum Code {
     CacheOnlyMiss,
     /// `--key K` was first used for another command line or directory.
     KeyReused,
+    /// `--trace=check --strict`: the command succeeded but read undeclared inputs.
+    UndeclaredInputs,
     /// An internal failure idem could not route around (the command may not have run).
     Internal,
     /// `--no-wait` (or `--wait-timeout` with `--no-wait`) and another idem runs the same.
@@ -27,6 +29,7 @@ impl From<Code> for i32 {
             Code::Usage => 2,
             Code::CacheOnlyMiss => 3,
             Code::KeyReused => 4,
+            Code::UndeclaredInputs => 5,
             Code::Internal => 70,
             Code::Busy => 75,
             Code::NotExecutable => 126,

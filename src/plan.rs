@@ -10,11 +10,12 @@ use crate::cli::{self, RunArgs};
 use crate::deps::files::FileSpecs;
 use crate::deps::url::{self, UrlOptions, UrlSpec};
 use crate::engine::{
-    CacheControl, ChildEnv, ExecKey, Failures, KeyReuse, Policy, Task, UrlOffline, Wait,
+    CacheControl, ChildEnv, ExecKey, Failures, KeyReuse, Policy, Task, TraceMode, Tracing,
+    UrlOffline, Wait,
 };
 use crate::exit::usage;
 use crate::outputs::OutputSpecs;
-use crate::spec::{TaskSpec, Workspace};
+use crate::spec::{TaskSpec, TraceKey, Workspace};
 use crate::store::remote::RemoteConfig;
 use crate::ui::progress;
 
@@ -33,7 +34,8 @@ pub fn task(args: &RunArgs) -> Result<Task> {
         crate::deps::env::validate(name).map_err(|e| usage(e.to_string()))?;
     }
     let files = FileSpecs::parse(&args.files, &ws).map_err(|e| usage(format!("{e:#}")))?;
-    let outputs = OutputSpecs::parse(&args.outputs, &ws).map_err(|e| usage(format!("{e:#}")))?;
+    let mut outputs =
+        OutputSpecs::parse(&args.outputs, &ws).map_err(|e| usage(format!("{e:#}")))?;
     outputs
         .check_not_inputs(files.includes())
         .map_err(|e| usage(e.to_string()))?;
@@ -49,6 +51,13 @@ pub fn task(args: &RunArgs) -> Result<Task> {
     if args.key.as_deref() == Some("") {
         return Err(usage("--key needs a non-empty value"));
     }
+    let trace = tracing(args)?;
+    if trace.as_ref().is_some_and(|t| t.mode == TraceMode::Record) {
+        let cache_dir = crate::store::cache_dir(args.cache.cache_dir.as_deref())
+            .ok()
+            .map(|d| ws.absolute(&d));
+        outputs.allow_traced(&ws, cache_dir);
+    }
     let spec = TaskSpec {
         argv: args.command.clone(),
         cwd_key: ws.key_of(&ws.cwd),
@@ -63,6 +72,13 @@ pub fn task(args: &RunArgs) -> Result<Task> {
         stdin: args.stdin,
         strict_env: args.strict_env,
         pass_envs: crate::spec::sorted(&args.pass_envs),
+        trace: trace
+            .as_ref()
+            .filter(|t| t.mode == TraceMode::Record)
+            .map(|t| TraceKey {
+                ignores: crate::spec::sorted(&args.trace_ignores),
+                net_allow: t.net_allow,
+            }),
     };
     Ok(Task {
         key: spec.task_key(),
@@ -89,7 +105,59 @@ pub fn task(args: &RunArgs) -> Result<Task> {
             },
         }),
         name: args.task.clone(),
+        trace,
     })
+}
+
+/// Whether this build can trace at all (a syscall table exists for the target).
+pub const CAN_TRACE: bool = cfg!(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+));
+
+/// `--trace[=MODE]`, `--trace-ignore`, `--trace-net`, `--strict`, checked together.
+fn tracing(args: &RunArgs) -> Result<Option<Tracing>> {
+    let Some(mode) = args.trace else {
+        if !args.trace_ignores.is_empty() {
+            return Err(usage("--trace-ignore only makes sense with --trace"));
+        }
+        if args.trace_net == cli::TraceNet::Allow {
+            return Err(usage("--trace-net only makes sense with --trace"));
+        }
+        if args.strict {
+            return Err(usage("--strict only makes sense with --trace=check"));
+        }
+        return Ok(None);
+    };
+    if !CAN_TRACE {
+        return Err(usage(
+            "--trace needs Linux on x86_64 or aarch64 (ptrace); this idem was built for another platform",
+        ));
+    }
+    let mode = match mode {
+        cli::TraceMode::Record => TraceMode::Record,
+        cli::TraceMode::Check => TraceMode::Check,
+    };
+    if args.strict && mode != TraceMode::Check {
+        return Err(usage("--strict only makes sense with --trace=check"));
+    }
+    let mut set = globset::GlobSetBuilder::new();
+    for g in &args.trace_ignores {
+        let glob = globset::GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| usage(format!("--trace-ignore '{g}': {e}")))?;
+        set.add(glob);
+    }
+    let ignore = set
+        .build()
+        .map_err(|e| usage(format!("--trace-ignore: {e}")))?;
+    Ok(Some(Tracing {
+        mode,
+        ignore,
+        net_allow: args.trace_net == cli::TraceNet::Allow,
+        strict: args.strict,
+    }))
 }
 
 /// The command's environment: only the declared variables, PATH, HOME and

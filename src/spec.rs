@@ -127,6 +127,18 @@ pub struct TaskSpec {
     pub stdin: bool,
     pub strict_env: bool,
     pub pass_envs: Vec<String>,
+    /// `--trace` (record mode only: a checked run is keyed as an untraced one).
+    pub trace: Option<TraceKey>,
+}
+
+/// What of `--trace` enters the task key: that the task is traced, and the options that
+/// change which traced entries are kept or whether a run is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceKey {
+    /// `--trace-ignore` globs, sorted and deduplicated.
+    pub ignores: Vec<String>,
+    /// `--trace-net=allow`.
+    pub net_allow: bool,
 }
 
 /// Sorted and deduplicated: the order and repetition of specs never change a key.
@@ -200,6 +212,10 @@ impl TaskSpec {
         e.str("stdin").bool(self.stdin);
         e.str("strict-env").bool(self.strict_env);
         e.str("pass-env").list(self.pass_envs.iter());
+        // Only when traced: untraced tasks keep the keys they had before tracing existed.
+        if let Some(t) = &self.trace {
+            e.str("trace").list(t.ignores.iter()).bool(t.net_allow);
+        }
         e.finish()
     }
 
@@ -266,6 +282,7 @@ mod tests {
             stdin: false,
             strict_env: false,
             pass_envs: vec![],
+            trace: None,
         }
     }
 
@@ -284,6 +301,32 @@ mod tests {
         c.exec_key = Some("x".into());
         assert_ne!(a.task_key(), b.task_key());
         assert_ne!(b.task_key(), c.task_key());
+    }
+
+    #[test]
+    fn tracing_and_its_options_separate_tasks() {
+        let a = spec(&["make"]);
+        let mut b = a.clone();
+        b.trace = Some(TraceKey {
+            ignores: vec![],
+            net_allow: false,
+        });
+        let mut c = b.clone();
+        c.trace = Some(TraceKey {
+            ignores: vec!["/tmp/**".into()],
+            net_allow: false,
+        });
+        let mut d = b.clone();
+        d.trace = Some(TraceKey {
+            ignores: vec![],
+            net_allow: true,
+        });
+        let keys = [a.task_key(), b.task_key(), c.task_key(), d.task_key()];
+        for i in 0..keys.len() {
+            for j in i + 1..keys.len() {
+                assert_ne!(keys[i], keys[j], "{i} {j}");
+            }
+        }
     }
 
     #[test]

@@ -201,6 +201,17 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
     };
     let latest = seen.cache.db.latest_for_task(&task.key)?;
     let items = match (&latest, &seen.snap) {
+        // A traced record's own entries are checked by the lookup (its reason names
+        // the first that changed); only declared dependencies are compared here.
+        (Some((_, rec)), Ok(snap)) if task.traced() => {
+            let declared: Vec<DepState> = rec
+                .deps
+                .iter()
+                .filter(|d| !d.kind.is_traced())
+                .cloned()
+                .collect();
+            compare(&declared, &snap.deps)
+        }
         (Some((_, rec)), Ok(snap)) => compare(&rec.deps, &snap.deps),
         _ => Vec::new(),
     };
@@ -290,13 +301,16 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
                 ));
             }
             let age = Age::of(rec, now);
+            // A traced task: only declared dependencies are compared here; its traced
+            // entries are judged by the lookup, whose reason ends the explanation.
+            let which = if task.traced() { "declared " } else { "" };
             if items.is_empty() {
                 out.push_str(&format!(
-                    "no dependency changed since record {id} ({age}, {ndeps} dependencies)\n"
+                    "no {which}dependency changed since record {id} ({age}, {ndeps} {which}dependencies)\n"
                 ));
             } else {
                 out.push_str(&format!(
-                    "{} of {ndeps} dependencies differ from record {id} ({age})\n",
+                    "{} of {ndeps} {which}dependencies differ from record {id} ({age})\n",
                     items.len()
                 ));
             }

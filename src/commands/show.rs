@@ -101,10 +101,13 @@ pub fn run(args: &ShowArgs) -> Result<i32> {
             "stderr": {"size": rec.stderr.size, "hash": hex(&rec.stderr.hash), "chunks": chunks(STDERR)},
             "dependencies": rec.deps.iter().map(|d| json!({
                 "kind": d.kind.label(),
+                "traced": d.kind.is_traced(),
                 "name": ui::dep_name(d.kind, &d.name),
                 "state": printable_state(d),
             })).collect::<Vec<_>>(),
             "outputs": rec.outputs.iter().map(output_json).collect::<Vec<_>>(),
+            "traced_entries": rec.deps.iter().filter(|d| d.kind.is_traced()).count(),
+            "side_effects": rec.side_effects.iter().map(|p| String::from_utf8_lossy(p).into_owned()).collect::<Vec<_>>(),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(0);
@@ -182,8 +185,20 @@ fn human(
             &format!("dependencies ({})", rec.deps.len())
         )
     ));
+    let traced: Vec<&DepState> = rec.deps.iter().filter(|d| d.kind.is_traced()).collect();
+    if !traced.is_empty() {
+        out.push_str(&format!(
+            "  {} declared, {} traced: {}\n",
+            rec.deps.len() - traced.len(),
+            traced.len(),
+            by_kind(&traced)
+        ));
+    }
+    // Declared first, then traced entries grouped by kind.
+    let mut sorted: Vec<&DepState> = rec.deps.iter().collect();
+    sorted.sort_by_key(|d| (d.kind.is_traced(), d.kind, &d.name));
     let mut deps = ui::Table::new(vec![false, false, false]);
-    for d in &rec.deps {
+    for d in sorted {
         deps.row(vec![
             (format!("  {}", d.kind.label()), Style::Plain),
             (ui::dep_name(d.kind, &d.name), Style::Plain),
@@ -234,5 +249,37 @@ fn human(
         ]);
     }
     out.push_str(&outs.render(color));
+    if !rec.side_effects.is_empty() {
+        out.push_str(&format!(
+            "\n{}\n",
+            ui::paint(
+                color,
+                Style::Bold,
+                &format!(
+                    "side effects ({}): written outside the workspace, never restored",
+                    rec.side_effects.len()
+                )
+            )
+        ));
+        for p in &rec.side_effects {
+            out.push_str(&format!(
+                "  {}\n",
+                crate::ui::escape_controls(&String::from_utf8_lossy(p))
+            ));
+        }
+    }
     out
+}
+
+/// "20 file, 36 absent, 5 program": traced entries counted by kind.
+fn by_kind(traced: &[&DepState]) -> String {
+    let mut counts: std::collections::BTreeMap<Kind, usize> = Default::default();
+    for d in traced {
+        *counts.entry(d.kind).or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(k, n)| format!("{n} {}", k.label()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -7,6 +7,12 @@ pub mod files;
 pub mod hash;
 pub mod program;
 pub mod stat_cache;
+/// Only where the tracer exists (it reads `trace::TraceLog`); elsewhere `--trace` is
+/// refused in `plan`.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 pub mod trace;
 pub mod url;
 pub mod walk;

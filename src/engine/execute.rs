@@ -52,11 +52,57 @@ pub fn uncached(task: &Task, program: PathBuf, stdin: Option<File>) -> i32 {
 /// An execution key to count a success against: (key, identity of the command line).
 pub type Counted<'a> = Option<(&'a str, [u8; 32])>;
 
+/// What a traced run adds to its record (`--trace`), when it may be recorded.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+type TracedFindings = crate::deps::trace::Findings;
+/// No tracing on this platform: never constructed.
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+enum TracedFindings {}
+
 /// Runs the command live and records the outcome when it may be.
 pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted<'_>) -> i32 {
     let stdin = runner.stdin.take().map(|(f, _)| f);
     let mut cmd = command(&runner.task, snap.program.clone(), stdin);
-    let outcome = match exec::run_captured(&mut cmd, &runner.cache.blobs) {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    let setup = runner
+        .task
+        .trace
+        .as_ref()
+        .map(|_| super::traced::setup(&runner.task, &runner.policy));
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    let setup: Option<exec::TraceSetup> = None;
+    // Inputs whose ctime is at or after this changed while the command ran (race guard);
+    // read from the clock file timestamps come from.
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    let started_ns = crate::deps::trace::run_start_ns();
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    let started_ns = crate::clock::real_now_ns();
+    let ran = if setup.is_some() {
+        crate::ui::progress::during_quiet(runner.policy.progress, "traced", &stops_so_far, || {
+            exec::run_captured(&mut cmd, &runner.cache.blobs, setup.as_ref())
+        })
+    } else {
+        exec::run_captured(&mut cmd, &runner.cache.blobs, None)
+    };
+    let mut outcome = match ran {
         Ok(o) => o,
         Err(exec::CaptureError::NotRun(not_run)) => return not_run.report(),
         Err(exec::CaptureError::Setup(e)) => {
@@ -69,15 +115,32 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
             };
         }
     };
-    let code = outcome.exit.code();
+    let mut code = outcome.exit.code();
     if let Err(e) = runner.cache.db.add_stat(Counter::Misses, 1) {
         ui::warn(format!("cannot count the miss: {e:#}"));
     }
+    let recordable = match outcome.exit {
+        Exit::Code(c) => {
+            (c == 0 || runner.policy.failures == Failures::Replay) && !outcome.interrupted
+        }
+        Exit::Signal(_) => false,
+    };
+    // Before the exit-code checks: `--trace=check` reports whatever the exit code.
+    let traced = match after_trace(
+        runner,
+        &snap,
+        &mut outcome,
+        started_ns,
+        recordable,
+        &mut code,
+    ) {
+        Some(t) => t,
+        None => return code,
+    };
     let Exit::Code(exit_code) = outcome.exit else {
         return code;
     };
-    let recordable = exit_code == 0 || runner.policy.failures == Failures::Replay;
-    if outcome.interrupted || !recordable {
+    if !recordable {
         return code;
     }
     let Some(captured) = outcome.captured else {
@@ -91,6 +154,7 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
         exit_code,
         duration: outcome.duration,
         captured,
+        traced,
     };
     if let Err(e) = record(runner, &snap, run, exec_key) {
         ui::warn(format!("not recorded: {e:#}"));
@@ -98,16 +162,109 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
     code
 }
 
+/// The traced run's spinner status: the syscall stops so far.
+fn stops_so_far() -> String {
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    {
+        format!(": {} syscalls", crate::trace::stops_so_far())
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    String::new()
+}
+
+/// What tracing means for recording: `None` when this run must not be recorded (the
+/// reason was said), else the traced findings (`Some(None)` for an untraced or checked
+/// run). `--trace=check` prints its report here and, with `--strict`, turns findings
+/// into exit 5 (and no record).
+#[allow(unused_variables)]
+fn after_trace(
+    runner: &Runner,
+    snap: &Snapshot,
+    outcome: &mut exec::Outcome,
+    started_ns: i64,
+    recordable: bool,
+    code: &mut i32,
+) -> Option<Option<TracedFindings>> {
+    let Some(tracing) = &runner.task.trace else {
+        return Some(None);
+    };
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    {
+        let log = match &mut outcome.trace {
+            exec::TraceResult::Log(log) => log,
+            // A traced task's record would lack its inputs: never recorded. A checked
+            // run has nothing to report, and its declared record stands.
+            exec::TraceResult::Refused(why) if runner.task.traced() => {
+                ui::warn(format!(
+                    "cannot trace here ({why}); ran the command untraced and did not record it"
+                ));
+                return None;
+            }
+            exec::TraceResult::Refused(why) => {
+                ui::warn(format!(
+                    "cannot trace here ({why}); ran the command untraced, nothing was checked"
+                ));
+                return Some(None);
+            }
+            _ if runner.task.traced() => return None,
+            _ => return Some(None),
+        };
+        if runner.policy.verbose {
+            ui::note(format!(
+                "traced: {} syscall stops, {} paths",
+                log.stops,
+                log.paths.len()
+            ));
+        }
+        if tracing.mode == super::TraceMode::Check {
+            let undeclared = super::traced::report_check(&runner.task, snap, log);
+            if undeclared > 0 && tracing.strict {
+                if *code == 0 {
+                    *code = crate::exit::Code::UndeclaredInputs.into();
+                }
+                return None;
+            }
+            return Some(None);
+        }
+        if !recordable {
+            // A failure or an interrupted run: nothing to record, nothing to warn about.
+            return Some(None);
+        }
+        super::traced::findings(&runner.task, &runner.policy, log, started_ns).map(Some)
+    }
+    #[cfg(not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )))]
+    {
+        let _ = tracing;
+        None
+    }
+}
+
 /// What one execution produced.
 struct Run {
     exit_code: i32,
     duration: std::time::Duration,
     captured: exec::Captured,
+    traced: Option<TracedFindings>,
 }
 
 /// Race guard, output capture, the record (last), the stat cache, the upload, auto-gc.
 fn record(runner: &mut Runner, snap: &Snapshot, run: Run, exec_key: Counted<'_>) -> Result<()> {
     let task = &runner.task;
+    if task.traced() && run.traced.is_none() {
+        anyhow::bail!("a traced task's run without its traced inputs (a bug in idem)");
+    }
     let state_key = snap.state_key();
     // Race guard: an outcome is stored only under the exact state it was computed from.
     let stdin_state = snap.deps.iter().find(|d| d.kind == Kind::Stdin).cloned();
@@ -137,7 +294,7 @@ fn record(runner: &mut Runner, snap: &Snapshot, run: Run, exec_key: Counted<'_>)
             .collect();
         anyhow::bail!("{} changed while the command ran", names.join(", "));
     }
-    let (outputs, warnings) = if run.exit_code == 0 {
+    let (mut outputs, warnings) = if run.exit_code == 0 {
         task.outputs.capture(&task.ws, &runner.cache.blobs)?
     } else {
         (Vec::new(), Vec::new())
@@ -145,6 +302,37 @@ fn record(runner: &mut Runner, snap: &Snapshot, run: Run, exec_key: Counted<'_>)
     for w in warnings {
         ui::warn(w);
     }
+    let mut deps_all = snap.deps.clone();
+    let mut state_key = state_key;
+    let mut side_effects = Vec::new();
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    let traced_set = match &run.traced {
+        Some(f) => {
+            if run.exit_code == 0 {
+                super::traced::capture_outputs(
+                    task,
+                    &runner.cache.blobs,
+                    &f.outputs,
+                    &mut outputs,
+                )?;
+            }
+            deps_all.extend(f.entries.iter().map(|e| e.dep.clone()));
+            state_key = crate::deps::state_key(&deps_all);
+            side_effects = f
+                .side_effects
+                .iter()
+                .map(|p| std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()).to_vec())
+                .collect();
+            Some((
+                super::traced::weak_key(task, &snap.state_key()),
+                super::traced::encode_set(&f.entries),
+            ))
+        }
+        None => None,
+    };
     let now = crate::clock::now_ns();
     let rec = Record {
         task_key: task.key,
@@ -157,7 +345,7 @@ fn record(runner: &mut Runner, snap: &Snapshot, run: Run, exec_key: Counted<'_>)
         stderr: run.captured.stderr,
         chunks: run.captured.chunks,
         outputs,
-        deps: snap.deps.clone(),
+        deps: deps_all,
         argv: task
             .spec
             .argv
@@ -168,6 +356,7 @@ fn record(runner: &mut Runner, snap: &Snapshot, run: Run, exec_key: Counted<'_>)
         host: crate::host::name(),
         version: env!("CARGO_PKG_VERSION").to_string(),
         task: task.name.clone(),
+        side_effects,
     };
     let argv_text = task.spec.display_argv();
     let counted = exec_key.filter(|_| run.exit_code == 0);
@@ -178,10 +367,41 @@ fn record(runner: &mut Runner, snap: &Snapshot, run: Run, exec_key: Counted<'_>)
             .as_ref()
             .map(|(k, id)| (*k, &id[..], argv_text.as_str())),
     )?;
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    if let Some((weak, set)) = &traced_set {
+        // After the record: a set found before its record would only be a miss.
+        runner
+            .cache
+            .db
+            .add_trace_sets(weak, &task.key, std::slice::from_ref(set), now)?;
+        if runner.policy.verbose {
+            let (n, by_kind) = super::traced::counts(
+                rec.deps
+                    .iter()
+                    .filter(|d| d.kind.is_traced())
+                    .map(|d| d.kind),
+            );
+            ui::note(format!(
+                "recorded {n} traced entries ({by_kind}), {} output(s), {} side effect(s)",
+                rec.outputs.len(),
+                rec.side_effects.len()
+            ));
+        }
+    }
     let key = task.key;
     snapshot::save_stat_cache(&mut runner.cache, &key, &after.stat_cache, &snap.stat_cache);
     if let Some(r) = &runner.remote {
         r.upload(&mut runner.cache, &rec);
+        #[cfg(all(
+            target_os = "linux",
+            any(target_arch = "x86_64", target_arch = "aarch64")
+        ))]
+        if let Some((weak, set)) = &traced_set {
+            r.put_trace_sets(weak, std::slice::from_ref(set));
+        }
     }
     crate::store::gc::maybe_auto(&mut runner.cache);
     Ok(())

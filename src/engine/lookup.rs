@@ -50,6 +50,9 @@ pub enum Miss {
     KeyNotRun,
     /// `--key K` ran fewer times than `--max-runs` allows.
     KeyRunsLeft { ran: u64, allowed: u64 },
+    /// A traced task: none of its `sets` recorded dependency sets holds now (`change`:
+    /// what rules out the newest).
+    Traced { sets: usize, change: Option<String> },
 }
 
 /// How old a record is. A record dated in the future (another machine's clock) has no
@@ -118,26 +121,106 @@ pub fn lookup(
     if !snap.states_known() {
         return Ok(Verdict::Miss(Miss::StateUnknown(snap.unknown.clone())));
     }
+    #[cfg(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ))]
+    if task.traced() {
+        return lookup_traced(task, policy, cache, remote, snap, now_ns);
+    }
     let state_key = snap.state_key();
+    Ok(by_state(task, policy, cache, remote, &state_key, now_ns)?
+        .unwrap_or(Verdict::Miss(Miss::NoMatch)))
+}
+
+/// The verdict for the record of (task, state), local then remote; `None` when neither
+/// tier has one.
+fn by_state(
+    task: &Task,
+    policy: &Policy,
+    cache: &mut Cache,
+    remote: Option<&Shared>,
+    state_key: &[u8; 32],
+    now_ns: i64,
+) -> Result<Option<Verdict>> {
     let mut tier = Tier::Local;
-    let mut found = local(cache, &task.key, &state_key)?;
+    let mut found = local(cache, &task.key, state_key)?;
     if found.is_none() {
         if let Some(r) = remote {
-            found = r.lookup(cache, &task.ws, &task.key, &state_key);
+            found = r.lookup(cache, &task.ws, &task.key, state_key);
             tier = Tier::Remote;
         }
     }
     let Some((id, rec)) = found else {
-        return Ok(Verdict::Miss(Miss::NoMatch));
+        return Ok(None);
     };
     if rec.exit_code != 0 && policy.failures == Failures::Rerun {
         // A failure recorded under --cache-failures is not replayed to callers who
         // did not ask for failures to be cached: they run, and may succeed.
-        return Ok(Verdict::Miss(Miss::FailureNotReplayed {
+        return Ok(Some(Verdict::Miss(Miss::FailureNotReplayed {
             exit_code: rec.exit_code,
-        }));
+        })));
     }
-    judge(policy, cache, id, rec, tier, now_ns)
+    judge(policy, cache, id, rec, tier, now_ns).map(Some)
+}
+
+/// The second phase of a traced task (docs/trace.md): the recorded dependency sets of
+/// its weak key, newest first (local, then the remote's); the first whose entries all
+/// hold now names the strong key, looked up like any state key.
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+fn lookup_traced(
+    task: &Task,
+    policy: &Policy,
+    cache: &mut Cache,
+    remote: Option<&Shared>,
+    snap: &Snapshot,
+    now_ns: i64,
+) -> Result<Verdict> {
+    use super::traced;
+    let weak = traced::weak_key(task, &snap.state_key());
+    let mut checker = crate::deps::trace::Checker::new(&task.ws);
+    let mut tried: Vec<[u8; 32]> = Vec::new();
+    let mut first_change = None;
+    let local_sets = traced::load_sets(cache, &weak)?;
+    let mut nsets = local_sets.len();
+    let mut phase = |cache: &mut Cache, sets: &[Vec<u8>]| loop {
+        match traced::first_holding(&mut checker, &snap.deps, sets, &tried) {
+            traced::Phase::Holds(strong, i) => {
+                tried.push(strong);
+                if let Some(v) = by_state(task, policy, cache, remote, &strong, now_ns)? {
+                    return Ok::<_, anyhow::Error>(Some((v, i)));
+                }
+            }
+            traced::Phase::None { change, .. } => {
+                if first_change.is_none() {
+                    first_change = change;
+                }
+                return Ok(None);
+            }
+        }
+    };
+    if let Some((v, _)) = phase(cache, &local_sets)? {
+        return Ok(v);
+    }
+    if remote.is_some() {
+        let theirs = traced::remote_sets(remote, &weak);
+        nsets += theirs.len();
+        if let Some((v, i)) = phase(cache, &theirs)? {
+            if v.is_hit() {
+                // Adopted: the next lookup finds the set locally (best effort).
+                let set = theirs[i].clone();
+                let _ = cache.db.add_trace_sets(&weak, &task.key, &[set], now_ns);
+            }
+            return Ok(v);
+        }
+    }
+    Ok(Verdict::Miss(Miss::Traced {
+        sets: nsets,
+        change: first_change,
+    }))
 }
 
 /// The local record for (task, state): from the task's hot file when it has it (no
@@ -266,30 +349,53 @@ fn describe_miss(miss: &Miss, task: &Task, cache: &Cache, snap: &Snapshot) -> St
         Miss::KeyRunsLeft { ran, allowed } => {
             format!("key '{key}' ran {ran} of {allowed} allowed time(s)")
         }
-        Miss::NoMatch => match cache.db.latest_for_task(&task.key) {
+        // No set for these declared inputs: name the declared one that changed since the
+        // task's newest record, if any.
+        Miss::Traced { sets: 0, .. } => match cache.db.latest_for_task(&task.key) {
             Ok(Some((_, rec))) => {
-                let changes = deps::diff(&rec.deps, &snap.deps);
-                match changes.first() {
-                    Some((d, change, detail)) => {
-                        let what = match change {
-                            deps::Change::Changed => "changed",
-                            deps::Change::Added => "added",
-                            deps::Change::Removed => "removed",
-                        };
-                        let more = if changes.len() > 1 {
-                            format!(" (and {} more)", changes.len() - 1)
-                        } else {
-                            String::new()
-                        };
-                        match detail {
-                            Some(det) => format!("{} {what}: {det}{more}", d.display_name()),
-                            None => format!("{} {what}{more}", d.display_name()),
-                        }
-                    }
-                    None => "the last record was made under other options".into(),
+                let declared: Vec<deps::DepState> = rec
+                    .deps
+                    .into_iter()
+                    .filter(|d| !d.kind.is_traced())
+                    .collect();
+                match first_change(&declared, &snap.deps) {
+                    Some(c) => c,
+                    None => "no traced record for these declared inputs yet".into(),
                 }
             }
+            _ => "no traced record for this task yet".into(),
+        },
+        Miss::Traced {
+            change: Some(c), ..
+        } => c.clone(),
+        Miss::Traced { sets, change: None } => format!(
+            "{sets} recorded dependency set(s) hold, but their records are gone"
+        ),
+        Miss::NoMatch => match cache.db.latest_for_task(&task.key) {
+            Ok(Some((_, rec))) => first_change(&rec.deps, &snap.deps)
+                .unwrap_or_else(|| "the last record was made under other options".into()),
             _ => "no record for this task yet".into(),
         },
     }
+}
+
+/// "file a.c changed (and 2 more)": the first difference between a record's
+/// dependencies and the current ones, `None` when there is none.
+fn first_change(old: &[deps::DepState], new: &[deps::DepState]) -> Option<String> {
+    let changes = deps::diff(old, new);
+    let (d, change, detail) = changes.first()?;
+    let what = match change {
+        deps::Change::Changed => "changed",
+        deps::Change::Added => "added",
+        deps::Change::Removed => "removed",
+    };
+    let more = if changes.len() > 1 {
+        format!(" (and {} more)", changes.len() - 1)
+    } else {
+        String::new()
+    };
+    Some(match detail {
+        Some(det) => format!("{} {what}: {det}{more}", d.display_name()),
+        None => format!("{} {what}{more}", d.display_name()),
+    })
 }

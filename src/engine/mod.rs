@@ -11,6 +11,11 @@ pub mod replay;
 pub mod runner;
 pub mod snapshot;
 pub mod stdin;
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
+pub mod traced;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -45,6 +50,38 @@ pub struct Task {
     pub exec_key: Option<ExecKey>,
     /// The idem.toml task this came from (display only: never part of a key).
     pub name: Option<String>,
+    /// `--trace`: how the command is traced (`None`: not at all).
+    pub trace: Option<Tracing>,
+}
+
+/// `--trace[=MODE]` and its options, validated.
+#[derive(Debug, Clone)]
+pub struct Tracing {
+    pub mode: TraceMode,
+    /// `--trace-ignore` globs, compiled (matched on absolute paths and workspace keys).
+    pub ignore: globset::GlobSet,
+    /// `--trace-net=allow`: an inet socket does not prevent recording.
+    pub net_allow: bool,
+    /// `--strict` (check mode): undeclared inputs fail the run.
+    pub strict: bool,
+}
+
+/// What `--trace` does with what it sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceMode {
+    /// The traced inputs are the task's dependencies (two-phase lookup, docs/trace.md).
+    Record,
+    /// Declared dependencies only; undeclared workspace inputs are listed after a run.
+    Check,
+}
+
+impl Task {
+    /// Traced in record mode: lookups go through the dependency-set index.
+    pub fn traced(&self) -> bool {
+        self.trace
+            .as_ref()
+            .is_some_and(|t| t.mode == TraceMode::Record)
+    }
 }
 
 /// The environment the command gets.

@@ -223,6 +223,33 @@ mod tests {
     }
 
     #[test]
+    fn a_traced_task_restores_its_own_outputs_but_never_git_cache_or_outside() {
+        let mut s = specs(&[]);
+        s.allow_traced(&ws(), Some(PathBuf::from("/w/.cache/idem")));
+        let ok = check(
+            &ws(),
+            &s,
+            &[dir("gen"), file("gen/a.o", 0o644), file("x", 0o755)],
+        );
+        assert_eq!(ok.unwrap().items.len(), 3);
+        for bad in [
+            ".git/hooks/pre-commit",
+            "sub/.git/config",
+            ".cache/idem/idem.db",
+        ] {
+            assert!(refused(&s, &[file(bad, 0o755)]).contains("no -o"), "{bad}");
+        }
+        for bad in ["/etc/passwd", "../x", "gen/../../x"] {
+            assert!(
+                refused(&s, &[file(bad, 0o644)]).contains("refusing"),
+                "{bad}"
+            );
+        }
+        // Without the traced rule the same record is refused.
+        assert!(refused(&specs(&[]), &[file("x", 0o644)]).contains("no -o"));
+    }
+
+    #[test]
     fn a_path_has_one_entry_of_one_kind_and_nothing_hides_under_a_file_or_link() {
         let s = specs(&["out/"]);
         assert!(refused(&s, &[dir("out/d"), link("out/d")]).contains("twice"));

@@ -23,6 +23,27 @@ use crate::store::record::OutputEntry;
 #[derive(Debug, Clone, Default)]
 pub struct OutputSpecs {
     specs: Vec<(OsString, PathSpec)>,
+    /// A traced task (`--trace`): its records may also restore what the command itself
+    /// created, anywhere in the workspace but `.git/` and the cache directory.
+    traced: Option<TracedOutputs>,
+}
+
+/// Where a traced record's own outputs may be restored (docs/security.md).
+#[derive(Debug, Clone)]
+struct TracedOutputs {
+    root: PathBuf,
+    cache_dir: Option<PathBuf>,
+}
+
+impl TracedOutputs {
+    fn allows(&self, abs: &Path) -> bool {
+        let Ok(rel) = abs.strip_prefix(&self.root) else {
+            return false;
+        };
+        !rel.as_os_str().is_empty()
+            && !rel.components().any(|c| c.as_os_str() == ".git")
+            && !self.cache_dir.as_ref().is_some_and(|c| abs.starts_with(c))
+    }
 }
 
 impl Skip for OutputSpecs {
@@ -47,12 +68,26 @@ impl OutputSpecs {
             }
             specs.push((r.clone(), spec));
         }
-        Ok(Self { specs })
+        Ok(Self {
+            specs,
+            traced: None,
+        })
     }
 
-    /// Whether some declared output covers this path (a record may restore only those).
+    /// Lets this traced task's records restore the outputs the command created: any
+    /// path inside the workspace root except the root itself, anything under a `.git`
+    /// directory, and the cache directory (`cache_dir`, absolute).
+    pub fn allow_traced(&mut self, ws: &Workspace, cache_dir: Option<PathBuf>) {
+        self.traced = Some(TracedOutputs {
+            root: ws.root.clone(),
+            cache_dir,
+        });
+    }
+
+    /// Whether a record may restore this path: a declared output covers it, or (traced
+    /// task) the traced rule allows it. Inputs are never skipped by the traced rule.
     pub fn covers(&self, abs: &Path) -> bool {
-        self.skip(abs)
+        self.skip(abs) || self.traced.as_ref().is_some_and(|t| t.allows(abs))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -158,6 +193,17 @@ fn capture_dir(
         entries.push(capture_one(&p, &md, ws, blobs)?);
     }
     Ok(())
+}
+
+/// Captures one path (file, directory or symlink) as an output entry: what a traced
+/// output is captured with, exactly like a declared one.
+pub fn capture_path(
+    p: &Path,
+    md: &std::fs::Metadata,
+    ws: &Workspace,
+    blobs: &BlobStore,
+) -> Result<OutputEntry> {
+    capture_one(p, md, ws, blobs)
 }
 
 fn capture_one(

@@ -24,6 +24,7 @@ const MAX_LEN: u64 = 256 << 20;
 
 const REC_MAGIC: &[u8] = b"idem-hot-rec-1";
 const STAT_MAGIC: &[u8] = b"idem-hot-stat-1";
+const SETS_MAGIC: &[u8] = b"idem-hot-sets-1";
 
 pub fn dir(cache_dir: &Path) -> PathBuf {
     cache_dir.join(DIR)
@@ -35,6 +36,32 @@ fn rec_path(cache_dir: &Path, task_key: &[u8; 32]) -> PathBuf {
 
 fn stat_path(cache_dir: &Path, task_key: &[u8; 32]) -> PathBuf {
     dir(cache_dir).join(format!("{}.stat", crate::encode::hex(task_key)))
+}
+
+fn sets_path(cache_dir: &Path, weak_key: &[u8; 32]) -> PathBuf {
+    dir(cache_dir).join(format!("{}.sets", crate::encode::hex(weak_key)))
+}
+
+/// The dependency-set index of a traced weak key (the `trace_sets.data` bytes), when its
+/// hot file exists and is intact.
+pub fn load_sets(cache_dir: &Path, weak_key: &[u8; 32]) -> Option<Vec<u8>> {
+    let body = read_checked(&sets_path(cache_dir, weak_key), SETS_MAGIC)?;
+    let (key, rest) = body.split_at_checked(32)?;
+    (key == weak_key).then(|| rest.to_vec())
+}
+
+/// Replaces a weak key's set-index file. Only the database's write transaction that
+/// changed `trace_sets` calls this.
+pub fn write_sets(cache_dir: &Path, weak_key: &[u8; 32], data: &[u8]) -> Result<()> {
+    let mut body = Vec::with_capacity(32 + data.len());
+    body.extend_from_slice(weak_key);
+    body.extend_from_slice(data);
+    write_checked(&sets_path(cache_dir, weak_key), SETS_MAGIC, &body)
+}
+
+/// Removes a weak key's set-index file.
+pub fn forget_sets(cache_dir: &Path, weak_key: &[u8; 32]) -> Result<()> {
+    remove(&sets_path(cache_dir, weak_key))
 }
 
 /// What the `.rec` file of a task says about one state.
@@ -242,6 +269,7 @@ mod tests {
             host: "h".into(),
             version: "v".into(),
             task: None,
+            side_effects: vec![],
         }
     }
 

@@ -152,7 +152,7 @@ impl Db {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let n: i64 = tx.query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?;
         tx.execute_batch(
-            "DELETE FROM record_blobs; DELETE FROM records; DELETE FROM exec_keys; DELETE FROM stat_cache;",
+            "DELETE FROM record_blobs; DELETE FROM records; DELETE FROM exec_keys; DELETE FROM stat_cache; DELETE FROM trace_sets;",
         )?;
         super::hot::invalidate_all(&cache_dir, false)?;
         tx.commit()?;

@@ -12,6 +12,7 @@ pub mod remote;
 pub mod repair;
 pub mod schema;
 pub mod sqlite;
+pub mod trace_sets;
 
 use std::path::{Path, PathBuf};
 

@@ -80,6 +80,9 @@ pub struct Record {
     /// The idem.toml task that made this record, for display only: never part of a key,
     /// and a record made by the spelled-out command line serves the task all the same.
     pub task: Option<String>,
+    /// Traced runs: absolute paths written outside the workspace (shown by `show`,
+    /// never restored).
+    pub side_effects: Vec<Vec<u8>>,
 }
 
 const RECORD_FORMAT: u64 = 1;
@@ -133,8 +136,13 @@ impl Record {
         e.bytes(&self.cwd).str(&self.host).str(&self.version);
         // Trailing and only when present: a record without a task is byte-identical to
         // one written before tasks existed, so older idems still read it.
-        if let Some(task) = &self.task {
-            e.str(task);
+        // Side effects follow the task name (empty when there is none: task names never
+        // are), again only when present.
+        if self.task.is_some() || !self.side_effects.is_empty() {
+            e.str(self.task.as_deref().unwrap_or(""));
+        }
+        if !self.side_effects.is_empty() {
+            e.list(self.side_effects.iter());
         }
         e.finish()
     }
@@ -213,8 +221,15 @@ impl Record {
         let task = if d.is_empty() {
             None
         } else {
-            Some(d.string()?)
+            Some(d.string()?).filter(|t| !t.is_empty())
         };
+        let mut side_effects = Vec::new();
+        if !d.is_empty() {
+            let n = d.count_of(8)?;
+            for _ in 0..n {
+                side_effects.push(d.vec()?);
+            }
+        }
         if !d.is_empty() {
             bail!("trailing bytes after record");
         }
@@ -235,6 +250,7 @@ impl Record {
             host,
             version,
             task,
+            side_effects,
         };
         r.check_consistent()?;
         Ok(r)
@@ -332,7 +348,17 @@ mod tests {
             host: "h".into(),
             version: "v".into(),
             task: None,
+            side_effects: vec![],
         }
+    }
+
+    #[test]
+    fn side_effects_roundtrip_with_and_without_a_task() {
+        let mut r = sample();
+        r.side_effects = vec![b"/tmp/x".to_vec()];
+        assert_eq!(Record::decode(&r.encode()).unwrap(), r);
+        r.task = Some("build".into());
+        assert_eq!(Record::decode(&r.encode()).unwrap(), r);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 /// The cache schema this idem writes. Older databases are migrated forward; newer ones
 /// are refused.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const MIGRATIONS: &[&str] = &[
     // v1
@@ -53,6 +53,16 @@ const MIGRATIONS: &[&str] = &[
     // every writer must keep in step with `records`; an idem that predates them must
     // not write here, and the version bump makes it refuse the cache.
     "DELETE FROM stat_cache;",
+    // v3: the dependency-set index of traced tasks (`--trace`, engine/traced.rs): per
+    // weak key, the newest entry lists (deps::trace::encode_entries), in `data`. Hot
+    // files `hot/<weak>.sets` mirror it; an idem that predates them must not write here.
+    "CREATE TABLE trace_sets(
+        weak_key BLOB PRIMARY KEY,
+        task_key BLOB NOT NULL,
+        updated_ns INTEGER NOT NULL,
+        data BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX trace_sets_task ON trace_sets(task_key);",
 ];
 
 /// Settings that do not persist in the file. WAL commits need no fsync with NORMAL

@@ -372,6 +372,7 @@ impl Db {
         for key in &tasks {
             super::hot::invalidate(&cache_dir, key)?;
         }
+        super::trace_sets::drop_sets_of_empty_tasks(&tx, &cache_dir, &tasks)?;
         tx.commit()?;
         Ok(())
     }

@@ -20,6 +20,15 @@ use std::path::PathBuf;
 pub use model::{Access, Event, Exit, Inputs, PathUse, Reason, TraceLog, Unknowable, Writes};
 pub use spawn::TraceCommand;
 
+/// Syscall stops taken by every tracer of this process so far (for a progress spinner,
+/// read from another thread; `TraceLog::stops` is the exact count of one run).
+static STOPS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// [`STOPS`], for a spinner's status.
+pub fn stops_so_far() -> u64 {
+    STOPS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Why a traced run could not happen or finish.
 #[derive(Debug)]
 pub enum TraceError {

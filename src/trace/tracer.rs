@@ -214,6 +214,7 @@ impl Loop {
 
     fn on_seccomp(&mut self, tid: i32) -> Result<(), TraceError> {
         self.ctx.log.stops += 1;
+        super::STOPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Some(info) = syscall_info(tid) else {
             if self.first_stop {
                 // Nothing of the command has run yet (this is its first execve).
@@ -261,6 +262,7 @@ impl Loop {
         let pending = self.threads.get_mut(&tid).and_then(|t| t.pending.take());
         if let Some(pending) = pending {
             self.ctx.log.stops += 1;
+            super::STOPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match syscall_info(tid) {
                 Some(info) if info.op == OP_EXIT => {
                     self.ctx.exit(tid, pending, info.data[0] as i64);

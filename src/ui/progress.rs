@@ -123,6 +123,78 @@ pub fn during<T>(
     })
 }
 
+/// The spinner of a running command ([`during_quiet`]), while it is shown.
+static QUIET: std::sync::Mutex<Option<ProgressBar>> = std::sync::Mutex::new(None);
+/// The command has written something: no spinner again in this process.
+static RETIRED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// [`during`] for a command whose output goes to the same terminal: the spinner only
+/// shows while the command is quiet, and [`retire_quiet`] (called before the command's
+/// first byte is written) clears it for good, so it never draws over the command's
+/// output. `f` runs on the calling thread.
+pub fn during_quiet<T>(
+    mode: Mode,
+    what: &str,
+    status: &(dyn Fn() -> String + Sync),
+    f: impl FnOnce() -> T,
+) -> T {
+    if !enabled(mode) {
+        return f();
+    }
+    let (tx, rx) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            if rx.recv_timeout(DELAY) != Err(RecvTimeoutError::Timeout) {
+                return;
+            }
+            let tick = if std::io::stderr().is_terminal() {
+                Duration::from_millis(120)
+            } else {
+                Duration::from_secs(1)
+            };
+            {
+                let mut q = QUIET.lock().unwrap_or_else(|p| p.into_inner());
+                if RETIRED.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let bar = ProgressBar::with_draw_target(None, draw_target());
+                bar.set_style(style("{spinner} idem: {msg} ({elapsed})"));
+                *q = Some(bar);
+            }
+            loop {
+                {
+                    let q = QUIET.lock().unwrap_or_else(|p| p.into_inner());
+                    let Some(bar) = q.as_ref() else { return };
+                    bar.set_message(format!("{what}{}", status()));
+                    bar.tick();
+                }
+                match rx.recv_timeout(tick) {
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            }
+            let bar = QUIET.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+        });
+        let out = f();
+        drop(tx);
+        out
+    })
+}
+
+/// Clears the [`during_quiet`] spinner for good; cheap after the first call.
+pub fn retire_quiet() {
+    if RETIRED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let bar = QUIET.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+}
+
 /// A spinner shown at once (waiting for another process), or `None` when progress is off.
 pub fn spinner(mode: Mode) -> Option<ProgressBar> {
     if !enabled(mode) {

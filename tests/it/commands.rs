@@ -674,7 +674,7 @@ fn version_and_help_examples() {
     for flag in ["-V", "--version"] {
         let out = stdout(&idem(&ws, &[flag]));
         assert!(
-            out.starts_with("idem ") && out.contains("cache schema 2"),
+            out.starts_with("idem ") && out.contains("cache schema 3"),
             "{out}"
         );
     }

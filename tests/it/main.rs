@@ -25,6 +25,7 @@ mod single_flight;
 mod soak;
 mod tasks;
 mod trace;
+mod trace_engine;
 mod trace_process;
 mod trace_support;
 mod url;

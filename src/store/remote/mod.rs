@@ -119,6 +119,14 @@ pub trait Remote: Send + Sync {
     }
 }
 
+/// The remote object holding a traced weak key's dependency-set index.
+pub fn trace_sets_id(weak: &[u8; 32]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"idem-remote-trace-sets-v1");
+    h.update(weak);
+    h.finalize().to_hex().to_string()
+}
+
 const MAX_ATTEMPTS: u32 = 4;
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// A Redis lease lives this long without a heartbeat, so a dead host's claim expires.
@@ -409,6 +417,58 @@ impl Tier {
         if self.verbose {
             crate::ui::note(format!("uploaded to the remote cache {}", self.name));
         }
+    }
+
+    /// A traced weak key's dependency-set index on the remote (one object per weak key,
+    /// sealed like a record; last writer wins). `None` on any fault or when absent.
+    pub fn get_trace_sets(&self, weak: &[u8; 32]) -> Option<super::trace_sets::Sets> {
+        let id = trace_sets_id(weak);
+        if self.is_refused(&id) {
+            return None;
+        }
+        let data = self.call("dependency-set lookup", self.timeout, |d| {
+            let (b, id) = (Arc::clone(&self.backend), id.clone());
+            within(d, move || b.get_record(&id))
+        })??;
+        let sets = unseal(self.mac_key.as_ref(), &data)
+            .and_then(|body| {
+                let (key, rest) = body
+                    .split_at_checked(32)
+                    .context("truncated dependency-set index")?;
+                if key != weak {
+                    bail!("it belongs to another task");
+                }
+                super::trace_sets::decode_sets(rest)
+            })
+            .map_err(|e| {
+                self.warn(format!("ignoring dependency-set index {id}: {e:#}"));
+                self.refuse(&id);
+            })
+            .ok()?;
+        Some(sets)
+    }
+
+    /// Publishes `new` entry lists at the front of the remote's index for `weak`, merged
+    /// best-effort with what is there (a concurrent writer may win: a lost set is only a
+    /// miss elsewhere).
+    pub fn put_trace_sets(&self, weak: &[u8; 32], new: &[Vec<u8>]) {
+        if self.read_only || self.is_disabled() {
+            return;
+        }
+        let theirs = self.get_trace_sets(weak).unwrap_or_default();
+        if self.is_disabled() {
+            return;
+        }
+        let merged = super::trace_sets::merge(new, &theirs);
+        let mut body = weak.to_vec();
+        body.extend_from_slice(&super::trace_sets::encode_sets(&merged));
+        let sealed: Arc<[u8]> = seal(self.mac_key.as_ref(), &body).into();
+        let id = trace_sets_id(weak);
+        let ttl = self.record_ttl;
+        let _ = self.call("dependency-set upload", self.timeout, |d| {
+            let (b, id, sealed) = (Arc::clone(&self.backend), id.clone(), Arc::clone(&sealed));
+            within(d, move || b.put_record(&id, &sealed, ttl))
+        });
     }
 
     /// Cross-host single flight: tries to take the remote lease for (task, state).
