@@ -65,6 +65,18 @@ pub fn findings_reusing(log: &TraceLog, opts: &TraceOpts, known: &[Entry]) -> Re
                 if present && !only_removed && key != b"." {
                     out.outputs.push(key.clone());
                 }
+                // A replay restores what the run left, it never deletes: a workspace
+                // path that was there before the run and is gone after it would
+                // survive a replay, so the outcome cannot be recorded.
+                if !present && !temporary && u.writes.contains(Writes::REMOVED) {
+                    push_once(
+                        &mut out.unrecordable,
+                        format!(
+                            "deleted {}, which existed before the run (a replay never deletes)",
+                            shown(&key)
+                        ),
+                    );
+                }
             } else if !temporary {
                 out.side_effects.push(path.clone());
             }

@@ -241,7 +241,9 @@ fn a_listed_name_removed_by_the_command_still_counts_as_there_before() {
     wrote(&mut log, &r.join("d/old"), Writes::REMOVED);
     std::fs::remove_file(r.join("d/old")).unwrap();
     let f = run(&log, &ws, started_now());
-    assert!(f.unrecordable.is_empty(), "{:?}", f.unrecordable);
+    // Not recordable (a replay would not delete d/old), but the listing is still right.
+    assert_eq!(f.unrecordable.len(), 1, "{:?}", f.unrecordable);
+    assert!(f.unrecordable[0].starts_with("deleted d/old"));
     // Present with any kind (unlink does not say what it removed).
     assert!(
         state_of(&f, "d").ends_with("/?old"),
@@ -462,5 +464,24 @@ fn missing_through_a_path_and_present_as_itself_must_be_a_dangling_symlink() {
     assert_eq!(
         f.unrecordable,
         vec!["plain was both missing and present while the command ran".to_string()]
+    );
+}
+
+#[test]
+fn deleting_a_file_that_existed_before_the_run_is_unrecordable() {
+    // A replay restores outputs but never deletes: recording `rm old` would leave `old`
+    // in place on every hit.
+    let (_d, ws) = workspace();
+    let r = &ws.root;
+    let mut log = TraceLog::default();
+    wrote(&mut log, &r.join("old"), Writes::REMOVED); // existed: unlink succeeded
+    wrote(&mut log, &r.join("tmp"), Writes::CREATED);
+    wrote(&mut log, &r.join("tmp"), Writes::REMOVED); // its own temporary: fine
+    let f = run(&log, &ws, started_now());
+    assert_eq!(f.unrecordable.len(), 1, "{:?}", f.unrecordable);
+    assert!(
+        f.unrecordable[0].contains("deleted old"),
+        "{:?}",
+        f.unrecordable
     );
 }
