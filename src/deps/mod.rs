@@ -94,7 +94,9 @@ pub fn state_key(deps: &[DepState]) -> [u8; 32] {
     for d in sorted {
         let need = 17 + d.name.len() + d.state.len();
         if buf.len() + need > FLUSH && !buf.is_empty() {
-            h.update(&buf);
+            // A full buffer only comes with thousands of deps: then hashing on every
+            // core pays (a small snapshot never starts the thread pool here).
+            h.update_rayon(&buf);
             buf.clear();
         }
         if need > FLUSH {

@@ -74,7 +74,7 @@ impl Listing {
 
     /// Moves `other`'s entries to the end of this one.
     pub fn append(&mut self, other: Listing) {
-        if self.items.is_empty() {
+        if self.items.is_empty() && self.items.capacity() < other.items.len() {
             *self = other;
             return;
         }
@@ -311,6 +311,11 @@ impl Walker<'_> {
         } else {
             Vec::new()
         };
+        // Room for this directory's entries and the nested listings, in one go.
+        let nested_bytes: usize = nested.iter().map(|l| l.bytes.len()).sum();
+        let nested_items: usize = nested.iter().map(Listing::len).sum();
+        out.bytes.reserve(nested_bytes + slots.len() * (base + 16));
+        out.items.reserve(nested_items + slots.len());
         let mut next_sub = subdirs.iter();
         let mut next_nested = nested.iter_mut();
         for slot in &slots {
@@ -356,6 +361,8 @@ struct Name {
     kind: Kind,
     /// Taken already when `readdir` did not tell the type.
     stat: Option<Stat>,
+    /// The sort key's first 8 bytes (see `Names::sort`).
+    key: u64,
 }
 
 /// The names of one directory (without `.` and `..`), in one buffer, and the open
@@ -399,22 +406,35 @@ impl Names {
     }
 
     /// Walk order: by name, a directory compared as if its name ended with `/`, which
-    /// is the byte order of the full paths with directories named `dir/`.
+    /// is the byte order of the full paths with directories named `dir/`. Each name's
+    /// first 8 bytes (then `/` for a directory, then zeros: no name holds a NUL) are one
+    /// big-endian integer, so most comparisons are one integer comparison.
     fn sort(&mut self) {
         let bytes = &self.bytes;
+        let sort_name =
+            |e: &Name| -> (&[u8], bool) { (&bytes[e.start..e.start + e.len], e.kind == Kind::Dir) };
+        for e in &mut self.entries {
+            let (name, dir) = sort_name(e);
+            let mut k = [0u8; 8];
+            let n = name.len().min(8);
+            k[..n].copy_from_slice(&name[..n]);
+            if dir && n < 8 {
+                k[n] = b'/';
+            }
+            e.key = u64::from_be_bytes(k);
+        }
         self.entries.sort_unstable_by(|a, b| {
-            let (x, y) = (
-                &bytes[a.start..a.start + a.len],
-                &bytes[b.start..b.start + b.len],
-            );
-            let n = x.len().min(y.len());
-            x[..n].cmp(&y[..n]).then_with(|| {
-                let after = |s: &[u8], k: Kind| match s.get(n) {
-                    Some(&c) => c as u16 + 1,
-                    None if k == Kind::Dir => b'/' as u16 + 1,
-                    None => 0,
-                };
-                after(x, a.kind).cmp(&after(y, b.kind))
+            a.key.cmp(&b.key).then_with(|| {
+                let ((x, xd), (y, yd)) = (sort_name(a), sort_name(b));
+                let n = x.len().min(y.len());
+                x[..n].cmp(&y[..n]).then_with(|| {
+                    let after = |s: &[u8], dir: bool| match s.get(n) {
+                        Some(&c) => c as u16 + 1,
+                        None if dir => b'/' as u16 + 1,
+                        None => 0,
+                    };
+                    after(x, xd).cmp(&after(y, yd))
+                })
             })
         });
     }
@@ -516,6 +536,7 @@ fn read_dir(dir: &[u8]) -> std::io::Result<Names> {
             len,
             kind,
             stat: None,
+            key: 0,
         });
         names.bytes.extend_from_slice(name);
     }
@@ -532,12 +553,35 @@ mod tests {
     fn walk_order_is_path_byte_order() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("w");
-        for d in ["a", "a/b", "a/b.c", "b", "b/a", "c/d/e", "empty"] {
+        for d in [
+            "a", "a/b", "a/b.c", "b", "b/a", "c/d/e", "empty", "abcdefg", "longname",
+        ] {
             std::fs::create_dir_all(root.join(d)).unwrap();
         }
         for f in [
-            "a.c", "a-b", "a0", "a+", "a/x", "a/b/y", "a/b.c/z", "a/b-", "b.", "b/a.", "c/d/e/f",
-            "c/d/e.f", "c/d/e0", "A", "_",
+            "a.c",
+            "a-b",
+            "a0",
+            "a+",
+            "a/x",
+            "a/b/y",
+            "a/b.c/z",
+            "a/b-",
+            "b.",
+            "b/a.",
+            "c/d/e/f",
+            "c/d/e.f",
+            "c/d/e0",
+            "A",
+            "_",
+            "abcdefg.",
+            "abcdefg0",
+            "abcdefg/x",
+            "longname.c",
+            "longname0",
+            "longnamex",
+            "longname/y",
+            "longnam",
         ] {
             std::fs::write(root.join(f), f).unwrap();
         }
@@ -551,11 +595,11 @@ mod tests {
         assert_eq!(got, sorted);
         assert_eq!(
             got.len(),
-            15 + 9 + 1,
-            "15 files, 9 dirs (c and c/d too), 1 link"
+            23 + 11 + 1,
+            "23 files, 11 dirs (c and c/d too), 1 link"
         );
         let dirs = out.iter().filter(|(_, k)| *k == Known::Dir).count();
-        assert_eq!(dirs, 9);
+        assert_eq!(dirs, 11);
         let link = out
             .iter()
             .find(|(p, _)| p.ends_with(b"a~link"))
