@@ -459,7 +459,7 @@ pub fn states(
     } else {
         fill(0, &mut deps, &mut uses)?;
     }
-    new_cache.extend(uses.into_iter().flatten());
+    new_cache.extend(uses);
     Ok(deps)
 }
 

@@ -429,8 +429,9 @@ impl CacheBuilder {
         self.uses.push(u);
     }
 
-    pub fn extend(&mut self, uses: impl IntoIterator<Item = CacheUse>) {
-        self.uses.extend(uses);
+    pub fn extend(&mut self, uses: Vec<Option<CacheUse>>) {
+        self.uses.reserve(uses.len());
+        self.uses.extend(uses.into_iter().flatten());
     }
 
     pub fn finish(self, old: &StatCache) -> StatCache {

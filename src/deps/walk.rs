@@ -271,8 +271,8 @@ impl Walker<'_> {
                 if rules.ignored(p, false) || !(self.keep)(p) {
                     continue;
                 }
-                let st = match e.stat {
-                    Some(st) => st,
+                let st = match names.stats.get(e.stat as usize) {
+                    Some(st) => *st,
                     // An fstatat on the open directory: one component to resolve
                     // instead of the whole path.
                     None => match names.stat(e) {
@@ -359,8 +359,9 @@ struct Name {
     /// Without the terminating NUL (which is stored, for `fstatat`).
     len: usize,
     kind: Kind,
-    /// Taken already when `readdir` did not tell the type.
-    stat: Option<Stat>,
+    /// Index in `Names::stats` of the `lstat` taken when `readdir` did not tell the
+    /// type (`NO_STAT`: none; kept out of line so a name stays small).
+    stat: u32,
     /// The sort key's first 8 bytes (see `Names::sort`).
     key: u64,
 }
@@ -371,7 +372,10 @@ struct Names {
     dir: *mut libc::DIR,
     bytes: Vec<u8>,
     entries: Vec<Name>,
+    stats: Vec<Stat>,
 }
+
+const NO_STAT: u32 = u32::MAX;
 
 // The DIR handle is only used by the thread holding `Names`; it is never shared.
 unsafe impl Send for Names {}
@@ -390,9 +394,11 @@ impl Names {
             }
             match self.stat(&self.entries[i]) {
                 Ok(st) => {
+                    let at = u32::try_from(self.stats.len()).unwrap_or(NO_STAT);
+                    self.stats.push(st);
                     let e = &mut self.entries[i];
                     e.kind = if st.is_dir() { Kind::Dir } else { Kind::Other };
-                    e.stat = Some(st);
+                    e.stat = at;
                 }
                 Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
                 Err(err) => {
@@ -499,7 +505,8 @@ fn read_dir(dir: &[u8]) -> std::io::Result<Names> {
     let mut names = Names {
         dir: d,
         bytes: Vec::with_capacity(4096),
-        entries: Vec::new(),
+        entries: Vec::with_capacity(64),
+        stats: Vec::new(),
     };
     loop {
         // SAFETY: errno is thread-local; readdir64 returns NULL at the end (errno
@@ -535,7 +542,7 @@ fn read_dir(dir: &[u8]) -> std::io::Result<Names> {
             start: names.bytes.len(),
             len,
             kind,
-            stat: None,
+            stat: NO_STAT,
             key: 0,
         });
         names.bytes.extend_from_slice(name);
