@@ -2,6 +2,7 @@
 //! input now"; it knows nothing of records or storage, and an unknown state is reported
 //! as unknown, never guessed.
 
+pub mod dirent;
 pub mod env;
 pub mod files;
 pub mod hash;

@@ -13,62 +13,7 @@ use anyhow::{bail, Context, Result};
 
 use super::hash::{hash_file, HASHED_BYTES, HASHED_FILES};
 
-/// A path's `lstat`, as much of it as the stat cache compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Stat {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-    pub mode: u32,
-}
-
-impl Stat {
-    pub fn of(md: &Metadata) -> Self {
-        Stat {
-            dev: md.dev(),
-            ino: md.ino(),
-            size: md.size(),
-            mtime_ns: mtime_ns(md),
-            ctime_ns: ctime_ns(md),
-            mode: md.mode(),
-        }
-    }
-
-    /// The same fields as [`Stat::of`] from a raw `struct stat` (the walk's `fstatat`).
-    pub fn of_raw(st: &libc::stat) -> Self {
-        Stat {
-            dev: st.st_dev,
-            ino: st.st_ino,
-            size: st.st_size as u64,
-            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec,
-            ctime_ns: st.st_ctime.saturating_mul(1_000_000_000) + st.st_ctime_nsec,
-            mode: st.st_mode,
-        }
-    }
-
-    /// `lstat(path)`.
-    pub fn lstat(path: &Path) -> std::io::Result<Self> {
-        std::fs::symlink_metadata(path).map(|md| Self::of(&md))
-    }
-
-    fn format(&self) -> u32 {
-        self.mode & libc::S_IFMT
-    }
-
-    pub fn is_file(&self) -> bool {
-        self.format() == libc::S_IFREG
-    }
-
-    pub fn is_dir(&self) -> bool {
-        self.format() == libc::S_IFDIR
-    }
-
-    pub fn is_symlink(&self) -> bool {
-        self.format() == libc::S_IFLNK
-    }
-}
+pub use super::dirent::Stat;
 
 /// What the stat cache remembers about one path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
