@@ -19,6 +19,7 @@ pub mod lease;
 pub mod outputs;
 pub mod plan;
 pub mod spec;
+pub mod startup;
 pub mod store;
 /// Only where a syscall table exists; elsewhere `--trace` is refused (exit 2).
 #[cfg(all(
