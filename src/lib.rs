@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cli_fast;
 pub mod clock;
 pub mod commands;
 pub mod completions;
