@@ -168,7 +168,9 @@ fn read_checked(path: &Path, magic: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut buf = Vec::with_capacity(md.len() as usize);
-    f.read_to_end(&mut buf).ok()?;
+    // Through `take`: File's own read_to_end asks for the size again (fstat + lseek). A
+    // file that grew since reads one byte long and fails its checksum.
+    (&mut f).take(md.len() + 1).read_to_end(&mut buf).ok()?;
     let split = buf.len().checked_sub(32)?;
     let (content, sum) = buf.split_at(split);
     if blake3::hash(content).as_bytes() != sum || !content.starts_with(magic) {
