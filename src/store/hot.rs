@@ -213,9 +213,10 @@ fn read_verified(path: &Path, magic: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     // Read, not mapped: another process truncating the file could SIGBUS a mapping.
-    // One byte more than the size, so a file that grew meanwhile is read to its end.
+    // Through `take`: File's own read_to_end asks for the size again (fstat + lseek). A
+    // file that grew since reads one byte long and fails its checksum.
     let mut buf = Vec::with_capacity(md.len() as usize + 1);
-    f.read_to_end(&mut buf).ok()?;
+    (&mut f).take(md.len() + 1).read_to_end(&mut buf).ok()?;
     let split = buf.len().checked_sub(32)?;
     let (content, sum) = buf.split_at(split);
     if !content.starts_with(magic) {
