@@ -214,26 +214,23 @@ impl<'a> Input<'a> {
     }
 
     pub fn stat_cache(&mut self) -> StatCache {
-        let mut c = StatCache {
-            entries: (0..self.below(6))
-                .map(|_| {
-                    let path = self.path();
-                    let e = StatEntry {
-                        dev: self.u64(),
-                        ino: self.u64(),
-                        size: self.u64(),
-                        mtime_ns: self.u64() as i64,
-                        ctime_ns: self.u64() as i64,
-                        mode: self.u64() as u32,
-                        hash: self.hash(),
-                        hashed_at_ns: self.u64() as i64,
-                    };
-                    (path, e)
-                })
-                .collect(),
-        };
-        c.normalize();
-        c
+        let entries: Vec<(Vec<u8>, StatEntry)> = (0..self.below(6))
+            .map(|_| {
+                let path = self.path();
+                let e = StatEntry {
+                    dev: self.u64(),
+                    ino: self.u64(),
+                    size: self.u64(),
+                    mtime_ns: self.u64() as i64,
+                    ctime_ns: self.u64() as i64,
+                    mode: self.u64() as u32,
+                    hash: self.hash(),
+                    hashed_at_ns: self.u64() as i64,
+                };
+                (path, e)
+            })
+            .collect();
+        StatCache::from_entries(entries.iter().map(|(p, e)| (p.as_slice(), *e)))
     }
 }
 
@@ -332,22 +329,31 @@ pub fn remote_envelope(data: &[u8]) {
     }
 }
 
-/// Stat-cache rows: never a panic; what decodes re-encodes to itself.
+/// Stat-cache tables (a hot `.stat` file's content): never a panic; what parses is
+/// sorted and unique, every row and path can be read, lookups find each path at its
+/// row, and it re-encodes to the same bytes.
 pub fn stat_cache_bytes(data: &[u8]) {
-    if let Ok(c) = StatCache::decode(data) {
-        let again = StatCache::decode(&c.encode()).expect("re-decode stat cache");
-        assert_eq!(again.encode(), c.encode());
-        assert!(
-            c.entries.windows(2).all(|w| w[0].0 < w[1].0),
-            "sorted, unique"
-        );
+    if let Ok(c) = StatCache::decode(data.to_vec()) {
+        assert_eq!(c.encode(), data, "a parsed table is its own encoding");
+        let paths: Vec<&[u8]> = c.entries().map(|(p, _)| p).collect();
+        assert!(paths.windows(2).all(|w| w[0] < w[1]), "sorted, unique");
+        let mut cursor = idem::deps::stat_cache::Cursor::new(&c);
+        for (i, p) in paths.iter().enumerate() {
+            assert_eq!(c.find(p), Some(i));
+            assert_eq!(cursor.find(p), Some(i));
+        }
+        let again = StatCache::decode(c.encode().to_vec()).expect("re-decode stat cache");
+        assert_eq!(again, c);
     }
 }
 
 pub fn stat_cache_roundtrip(data: &[u8]) {
     let c = Input::new(data).stat_cache();
-    let again = StatCache::decode(&c.encode()).expect("decode(encode(x))");
+    let again = StatCache::decode(c.encode().to_vec()).expect("decode(encode(x))");
     assert_eq!(again.encode(), c.encode());
+    let a: Vec<_> = again.entries().collect();
+    let b: Vec<_> = c.entries().collect();
+    assert_eq!(a, b);
 }
 
 /// Traced entry lists from the engine's set index: decoding never panics, what decodes

@@ -2,18 +2,24 @@
 //! comes back to an exit code and at most one line on stderr. Nothing here decides
 //! anything about the cache.
 
-use clap::{CommandFactory, FromArgMatches};
+use std::ffi::OsString;
 
-use crate::{cli, commands, completions, config, exit, ui};
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
+
+use crate::{cli, cli_fast, commands, completions, config, exit, ui};
 
 /// Parses argv and runs the subcommand; returns the process exit code.
-pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
+pub fn main_with_args(argv: Vec<OsString>) -> i32 {
+    // The plain `idem run … -- CMD` of a hit, where no idem.toml can change its
+    // arguments: no clap at all (see cli_fast).
+    if let Some(args) = cli_fast::plain_run(&argv) {
+        if let Ok(None) = config::find(None, None) {
+            return exit_code(commands::run::run(&args));
+        }
+    }
     // Matches, not just the parsed struct: a task's fields yield to the options the
     // command line actually gave, which only the matches can tell from defaults.
-    let parsed = cli::Cli::command()
-        .try_get_matches_from(argv)
-        .and_then(|m| cli::Cli::from_arg_matches(&m).map(|c| (c, m)));
-    let (cli, matches) = match parsed {
+    let (cli, matches) = match parse(argv) {
         Ok(p) => p,
         Err(e) => return report_clap_error(e),
     };
@@ -34,6 +40,11 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
         cli::Command::Clear(args) => commands::clear::run(&args),
         cli::Command::Verify(args) => commands::verify::run(&args),
     });
+    exit_code(result)
+}
+
+/// The exit code of a subcommand's result; an error is one line on stderr.
+fn exit_code(result: anyhow::Result<i32>) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) if e.downcast_ref::<exit::UsageError>().is_some() => {
@@ -45,6 +56,25 @@ pub fn main_with_args(argv: Vec<std::ffi::OsString>) -> i32 {
             exit::Code::Internal.into()
         }
     }
+}
+
+/// argv as the whole CLI parses it. `idem run …`, the command of every hit, is first
+/// parsed by the `run` subcommand's definition alone: building all twelve subcommands
+/// cost more instructions than the rest of a hit. Whatever that parse does not accept
+/// (help, version, any error) is parsed again by the whole CLI, so every message, exit
+/// code and help text is the whole CLI's.
+fn parse(argv: Vec<OsString>) -> Result<(cli::Cli, ArgMatches), clap::Error> {
+    if argv.get(1).is_some_and(|a| a == "run") {
+        let parsed = cli::run_only_command()
+            .try_get_matches_from(&argv)
+            .and_then(|m| cli::Cli::from_arg_matches(&m).map(|c| (c, m)));
+        if parsed.is_ok() {
+            return parsed;
+        }
+    }
+    cli::Cli::command()
+        .try_get_matches_from(argv)
+        .and_then(|m| cli::Cli::from_arg_matches(&m).map(|c| (c, m)))
 }
 
 /// Clap's errors are several lines; idem's usage errors are one line and exit 2.

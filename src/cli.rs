@@ -28,6 +28,15 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The root command with the `run` subcommand only: the same arguments as
+/// [`Cli`]'s `run`, without the help texts or the other subcommands, for the parse of
+/// `idem run …` (see `app::parse`, which falls back to [`Cli`] on anything else).
+pub fn run_only_command() -> clap::Command {
+    clap::Command::new("idem")
+        .subcommand_required(true)
+        .subcommand(RunArgs::augment_args(clap::Command::new("run")))
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run a command, or replay its recorded outcome when nothing it depends on changed
@@ -500,5 +509,84 @@ mod tests {
     fn cli_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+        run_only_command().debug_assert();
+    }
+
+    /// `app::parse` trusts the run-only definition whenever it accepts argv: it must then
+    /// give exactly what the whole CLI gives, and refuse what only the whole CLI answers.
+    #[test]
+    fn run_only_parses_run_as_the_whole_cli_does() {
+        use clap::{CommandFactory, FromArgMatches};
+        let full = |argv: &[&str]| {
+            let m = Cli::command().try_get_matches_from(argv).unwrap();
+            format!("{:?}", Cli::from_arg_matches(&m).unwrap())
+        };
+        let reduced = |argv: &[&str]| {
+            run_only_command()
+                .try_get_matches_from(argv)
+                .map(|m| format!("{:?}", Cli::from_arg_matches(&m).unwrap()))
+        };
+        for argv in [
+            &["idem", "run"][..],
+            &["idem", "run", "--", "true"],
+            &[
+                "idem",
+                "run",
+                "--cache-dir",
+                "/c",
+                "--",
+                "make",
+                "-j",
+                "--help",
+            ],
+            &[
+                "idem", "run", "-v", "-f", "src/", "-f", "!x", "-e", "CC", "--", "cc",
+            ],
+            &[
+                "idem",
+                "run",
+                "--ttl",
+                "1m",
+                "--stale=2m",
+                "--key",
+                "k",
+                "--max-runs",
+                "3",
+            ],
+            &[
+                "idem",
+                "run",
+                "--remote-read-only",
+                "--url-offline",
+                "hit",
+                "-u",
+                "u",
+            ],
+            &["idem", "run", "--progress=never", "build", "--", "extra"],
+            &[
+                "idem",
+                "run",
+                "-o",
+                "out/",
+                "--clean-outputs",
+                "--strict-env",
+                "--",
+                "x",
+            ],
+        ] {
+            assert_eq!(reduced(argv).unwrap(), full(argv), "{argv:?}");
+        }
+        for argv in [
+            &["idem", "run", "--help"][..],
+            &["idem", "run", "-h"],
+            &["idem", "run", "--version"],
+            &["idem", "run", "-V"],
+            &["idem", "run", "--bogus"],
+            &["idem", "run", "--ttl", "soon"],
+            &["idem", "run", "a", "b"],
+            &["idem", "status"],
+        ] {
+            assert!(reduced(argv).is_err(), "{argv:?}");
+        }
     }
 }

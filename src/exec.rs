@@ -237,8 +237,8 @@ pub fn spawn_error(cmd: &ExecCommand, e: &std::io::Error) -> NotRun {
 /// Rust's runtime quietly reopens them on /dev/null (bit N = fd N).
 static CLOSED_AT_START: AtomicI32 = AtomicI32::new(0);
 
-/// Called from the binary's `.init_array` entry, before `main` and before the runtime
-/// sanitizes the standard descriptors; async-signal-safe and allocation-free.
+/// Called first by `startup::init`, before it reopens closed standard descriptors on
+/// /dev/null; async-signal-safe and allocation-free.
 pub extern "C" fn probe_closed_stdio() {
     let mut closed = 0;
     for fd in [1, 2] {

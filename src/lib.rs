@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod cli_fast;
 pub mod clock;
 pub mod commands;
 pub mod completions;
@@ -19,6 +20,7 @@ pub mod lease;
 pub mod outputs;
 pub mod plan;
 pub mod spec;
+pub mod startup;
 pub mod store;
 /// Only where a syscall table exists; elsewhere `--trace` is refused (exit 2).
 #[cfg(all(

@@ -214,7 +214,12 @@ fn fuzz_remote_envelope() {
 fn fuzz_stat_cache() {
     let mut rng = Rng(13);
     let corpus: Vec<Vec<u8>> = (0..16)
-        .map(|_| targets::Input::new(&rng.bytes(600)).stat_cache().encode())
+        .map(|_| {
+            targets::Input::new(&rng.bytes(600))
+                .stat_cache()
+                .encode()
+                .to_vec()
+        })
         .collect();
     fuzz(
         "stat_cache",

@@ -3,17 +3,15 @@
 //! only when its stat changed or it was written too close to its last hashing ("racy").
 
 use std::ffi::OsStr;
-use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use globset::{GlobBuilder, GlobMatcher};
 use rayon::prelude::*;
 
-use super::stat_cache::{file_entry, CacheEntry, StatEntry};
-use super::walk::{walk, Dirs, Entry, Rules};
+use super::stat_cache::{file_entry, CacheBuilder, CacheUse, Cursor, Stat, StatEntry};
+use super::walk::{walk, Dirs, Known, Listing, Rules};
 use super::{DepState, Kind};
 use crate::spec::Workspace;
 
@@ -190,43 +188,44 @@ impl FileSpecs {
     }
 
     /// Expands the specs into absolute paths with their `lstat`, sorted by path bytes.
-    /// Literal paths that do not exist are returned too (state `absent`, no metadata);
-    /// `missing` lists them for a warning. A directory named by a literal spec is
-    /// returned with every subdirectory walked (its membership); a symlink named by a
+    /// Literal paths that do not exist are returned too (state `absent`, nothing
+    /// known); `missing` lists them for a warning. A directory named by a literal spec
+    /// is returned with every subdirectory walked (its membership); a symlink named by a
     /// spec (literal, or a glob's base) is returned and, when it leads to a directory,
     /// followed like `find -H`, its entries keyed by the path as named.
     pub fn resolve(&self, no_ignore: bool, skip: &dyn Skip) -> Result<Resolved> {
-        let mut entries: Vec<(PathBuf, Option<Metadata>)> = Vec::new();
+        let mut entries = Listing::default();
         let mut missing = Vec::new();
         for inc in &self.includes {
             let (base, matcher) = match inc {
                 PathSpec::Literal(p) => (p, None),
                 PathSpec::Glob { base, matcher } => (base, Some(matcher)),
             };
-            let md = match std::fs::symlink_metadata(base) {
-                Ok(md) => md,
+            let base_bytes = base.as_os_str().as_bytes();
+            let st = match Stat::lstat(base) {
+                Ok(st) => st,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     if matcher.is_none() {
                         missing.push(base.clone());
-                        entries.push((base.clone(), None));
+                        entries.push(base_bytes, Known::Unknown);
                     }
                     continue;
                 }
                 Err(e) => return Err(e).with_context(|| format!("cannot stat {}", base.display())),
             };
             let excluded = self.excluded(base);
-            if md.is_dir() {
+            if st.is_dir() {
                 // The directory itself is listed like its subdirectories (`src/`), so
                 // an empty one differs from an absent one. Globs have no membership.
                 if matcher.is_none() && !excluded {
-                    entries.push((dir_marker(base.clone()), None));
+                    entries.push(&dir_marker(base_bytes), Known::Dir);
                 }
                 self.walk_spec(base, matcher, no_ignore, skip, &mut entries)?;
-            } else if md.is_symlink() {
+            } else if st.is_symlink() {
                 // The link text is a state of its own; the directory it leads to is
                 // walked as if it were here.
                 if !excluded {
-                    entries.push((base.clone(), Some(md)));
+                    entries.push(base_bytes, Known::Stat(st));
                 }
                 if let Some(real) = followed_dir(base, skip).filter(|_| !excluded) {
                     let through = Through {
@@ -237,11 +236,11 @@ impl FileSpecs {
                     self.walk_spec(base, matcher, no_ignore, &through, &mut entries)?;
                 }
             } else if matcher.is_none() && !excluded {
-                entries.push((base.clone(), Some(md)));
+                entries.push(base_bytes, Known::Stat(st));
             }
         }
-        entries.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
-        entries.dedup_by(|a, b| a.0 == b.0);
+        // One spec is already in order: this is a pass of comparisons, no sort.
+        entries.sort_unique();
         Ok(Resolved { entries, missing })
     }
 
@@ -254,7 +253,7 @@ impl FileSpecs {
         matcher: Option<&GlobMatcher>,
         no_ignore: bool,
         skip: &dyn Skip,
-        out: &mut Vec<(PathBuf, Option<Metadata>)>,
+        out: &mut Listing,
     ) -> Result<()> {
         let rules = Rules::for_dir(&self.root, dir, no_ignore);
         let keep = |f: &Path| {
@@ -268,13 +267,7 @@ impl FileSpecs {
         } else {
             Dirs::List
         };
-        for entry in walk(dir, &rules, &keep, &prune, dirs)? {
-            out.push(match entry {
-                Entry::File(path, md) => (path, Some(md)),
-                Entry::Dir(path) => (dir_marker(path), None),
-            });
-        }
-        Ok(())
+        walk(dir, &rules, &keep, &prune, dirs, out)
     }
 }
 
@@ -305,146 +298,181 @@ impl Skip for Through<'_> {
 }
 
 /// A walked directory in `Resolved::entries`: its path with a trailing slash, and no
-/// metadata (it is known to be a directory; stat'ing it would cost a system call per
+/// `stat` (it is known to be a directory; stat'ing it would cost a system call per
 /// directory on every hit). No other entry ends in a slash: specs are normalized.
-fn dir_marker(dir: impl Into<PathBuf>) -> PathBuf {
-    let mut path = dir.into().into_os_string();
-    if !path.as_bytes().ends_with(b"/") {
-        path.push("/");
+fn dir_marker(dir: &[u8]) -> Vec<u8> {
+    let mut path = dir.to_vec();
+    if !path.ends_with(b"/") {
+        path.push(b'/');
     }
-    path.into()
-}
-
-/// The directory a `dir_marker` stands for, if `path` is one.
-fn marked_dir<'a>(path: &'a Path, known: Option<&Metadata>) -> Option<&'a Path> {
-    let bytes = path.as_os_str().as_bytes();
-    match bytes.strip_suffix(b"/") {
-        Some(dir) if known.is_none() && !dir.is_empty() => Some(Path::new(OsStr::from_bytes(dir))),
-        _ => None,
-    }
+    path
 }
 
 pub struct Resolved {
-    /// Sorted by path bytes; metadata is `None` for paths that do not exist, and for
-    /// walked directories (named with a trailing slash, see `dir_marker`).
-    pub entries: Vec<(PathBuf, Option<Metadata>)>,
+    /// Sorted by path bytes; walked directories are named with a trailing slash.
+    pub entries: Listing,
     pub missing: Vec<PathBuf>,
 }
 
-/// A path's state and, for regular files, the stat-cache entry to keep (keyed by the
-/// path it describes). A symlink's state is its target text and, when it leads to a
-/// regular file, that file's content too: editing the file behind `cfg -> shared/cfg`
-/// must be a change; when it leads to a directory, `;dir` (a dangling link and a link
-/// to an empty directory differ). Whether that directory is walked is `resolve`'s call.
+/// The stat-cache lookups of one sorted run of paths.
+pub struct Lookup<'a> {
+    pub old: &'a StatCache,
+    pub cursor: Cursor<'a>,
+}
+
+impl<'a> Lookup<'a> {
+    pub fn new(old: &'a StatCache) -> Self {
+        Lookup {
+            old,
+            cursor: Cursor::new(old),
+        }
+    }
+}
+
+/// The state of a path (appended to `state`) and, for regular files, where its
+/// stat-cache entry came from. A symlink's state is its target text and, when it leads
+/// to a regular file, that file's content too: editing the file behind
+/// `cfg -> shared/cfg` must be a change; when it leads to a directory, `;dir` (a
+/// dangling link and a link to an empty directory differ). Whether that directory is
+/// walked is `resolve`'s call.
 pub fn path_state(
     path: &Path,
-    known: Option<&Metadata>,
-    old: &StatCache,
+    known: Option<Stat>,
+    cache: &mut Lookup<'_>,
     skip: &dyn Skip,
-    now_ns: impl Fn() -> i64,
-) -> Result<(Vec<u8>, Option<CacheEntry>)> {
-    let fetched;
-    let md = match known {
-        Some(md) => md,
-        None => match std::fs::symlink_metadata(path) {
-            Ok(md) => {
-                fetched = md;
-                &fetched
-            }
+    now_ns: &dyn Fn() -> i64,
+    state: &mut Vec<u8>,
+) -> Result<Option<CacheUse>> {
+    let st = match known {
+        Some(st) => st,
+        None => match Stat::lstat(path) {
+            Ok(st) => st,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok((b"absent".to_vec(), None))
+                state.extend_from_slice(b"absent");
+                return Ok(None);
             }
             Err(e) => return Err(e).with_context(|| format!("cannot stat {}", path.display())),
         },
     };
-    let ft = md.file_type();
-    if ft.is_symlink() {
+    if st.is_symlink() {
         let target = std::fs::read_link(path)
             .with_context(|| format!("cannot read symlink {}", path.display()))?;
-        let mut st = b"symlink:".to_vec();
-        st.extend_from_slice(target.as_os_str().as_bytes());
+        state.extend_from_slice(b"symlink:");
+        state.extend_from_slice(target.as_os_str().as_bytes());
         let real = std::fs::canonicalize(path).ok();
-        let real_md = real
-            .as_ref()
-            .and_then(|r| std::fs::symlink_metadata(r).ok());
-        if let (Some(real), Some(real_md)) = (real, real_md) {
+        let real_st = real.as_ref().and_then(|r| Stat::lstat(r).ok());
+        if let (Some(real), Some(real_st)) = (real, real_st) {
             // A link into a declared output (compile_commands.json -> build/…) keeps
             // its text-only state: the output's content is the command's, not an input.
-            if real_md.is_file() && !skip.skip(&real) {
-                let entry = file_entry(&real, &real_md, old, &now_ns)?;
-                st.extend_from_slice(b";");
-                st.extend_from_slice(&file_state(&entry, &real_md));
-                return Ok((st, Some((real.as_os_str().as_bytes().to_vec(), entry))));
+            if real_st.is_file() && !skip.skip(&real) {
+                // Out of the sorted run: a search of its own.
+                let mut own = Lookup::new(cache.old);
+                let (entry, used) = file_entry(&real, &real_st, own.old, &mut own.cursor, now_ns)?;
+                state.push(b';');
+                file_state(&entry, &real_st, state);
+                return Ok(Some(used));
             }
-            if real_md.is_dir() && !skip.skip(&real) {
-                st.extend_from_slice(b";dir");
+            if real_st.is_dir() && !skip.skip(&real) {
+                state.extend_from_slice(b";dir");
             }
         }
-        return Ok((st, None));
+        return Ok(None);
     }
-    if !ft.is_file() {
+    if !st.is_file() {
         // Never open FIFOs, sockets or devices: reading them could block or consume.
-        let what = if ft.is_dir() { "dir" } else { "special" };
-        return Ok((what.as_bytes().to_vec(), None));
+        state.extend_from_slice(if st.is_dir() { b"dir" } else { b"special" });
+        return Ok(None);
     }
-    let entry = file_entry(path, md, old, &now_ns)?;
-    Ok((
-        file_state(&entry, md),
-        Some((path.as_os_str().as_bytes().to_vec(), entry)),
-    ))
+    let (entry, used) = file_entry(path, &st, cache.old, &mut cache.cursor, now_ns)?;
+    file_state(&entry, &st, state);
+    Ok(Some(used))
 }
 
-fn file_state(entry: &StatEntry, md: &Metadata) -> Vec<u8> {
-    let exec = if md.mode() & 0o111 != 0 { "+x" } else { "" };
-    format!("blake3:{}{exec}", blake3::Hash::from(entry.hash).to_hex()).into_bytes()
+/// `blake3:<hex>`, and `+x` for an executable (written in one go: 10,000 of these are
+/// made on every warm hit).
+fn file_state(entry: &StatEntry, st: &Stat, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0u8; 7 + 64 + 2];
+    text[..7].copy_from_slice(b"blake3:");
+    for (i, b) in entry.hash.iter().enumerate() {
+        text[7 + 2 * i] = HEX[(b >> 4) as usize];
+        text[8 + 2 * i] = HEX[(b & 15) as usize];
+    }
+    let len = if st.mode & 0o111 != 0 {
+        text[71..].copy_from_slice(b"+x");
+        73
+    } else {
+        71
+    };
+    out.extend_from_slice(&text[..len]);
 }
 
-/// States of many paths, in parallel above a handful of files. Returns the states and
-/// adds the refreshed stat-cache entries (only the paths seen now) to `new_cache`.
+/// States of a listing, in its order, in parallel above a thousand entries. Returns
+/// the states and adds where each stat-cache entry came from to `new_cache`.
 pub fn states(
     ws: &Workspace,
-    items: &[(PathBuf, Option<Metadata>)],
+    items: &Listing,
     kind: Kind,
     old: &StatCache,
     skip: &dyn Skip,
-    new_cache: &mut StatCache,
+    new_cache: &mut CacheBuilder,
 ) -> Result<Vec<DepState>> {
     let now = crate::clock::real_now_ns;
-    type Found = (DepState, Option<(Vec<u8>, StatEntry)>);
-    let one = |(p, md): &(PathBuf, Option<Metadata>)| -> Result<Found> {
-        // A walked directory is named `src/sub/`, as `ls -p` shows it: its presence is
-        // the membership of its parent, and a file replaced by a directory of the same
-        // name reads as one removed and one added.
-        if let Some(dir) = marked_dir(p, md.as_ref()) {
-            let mut name = ws.key_of(dir);
-            name.push(b'/');
-            return Ok((DepState::new(kind, name, b"dir".to_vec()), None));
+    // A run of consecutive entries, with one cursor into the (sorted) stat cache, fills
+    // its slots of the output in place (no intermediate vectors to concatenate).
+    let fill = |start: usize, deps: &mut [DepState], uses: &mut [Option<CacheUse>]| -> Result<()> {
+        let mut cache = Lookup::new(old);
+        for (j, (dep, used)) in deps.iter_mut().zip(uses.iter_mut()).enumerate() {
+            let (p, known) = items.get(start + j);
+            let path = Path::new(OsStr::from_bytes(p));
+            // A walked directory is named `src/sub/`, as `ls -p` shows it: its presence
+            // is the membership of its parent, and a file replaced by a directory of the
+            // same name reads as one removed and one added.
+            if known == Known::Dir {
+                let dir = p.strip_suffix(b"/").filter(|d| !d.is_empty()).unwrap_or(p);
+                dep.name = ws.key_of(Path::new(OsStr::from_bytes(dir)));
+                dep.name.push(b'/');
+                dep.state = b"dir".to_vec();
+                continue;
+            }
+            let known = match known {
+                Known::Stat(st) => Some(st),
+                _ => None,
+            };
+            *used = path_state(path, known, &mut cache, skip, &now, &mut dep.state)?;
+            dep.name = ws.key_of(path);
         }
-        let (st, entry) = path_state(p, md.as_ref(), old, skip, now)?;
-        Ok((DepState::new(kind, ws.key_of(p), st), entry))
+        Ok(())
     };
-    let results: Vec<Found> = if items.len() >= 32 {
-        items.par_iter().map(one).collect::<Result<_>>()?
+    let n = items.len();
+    // Empty vectors do not allocate: the slots cost one allocation each, not per entry.
+    let mut deps: Vec<DepState> = (0..n)
+        .map(|_| DepState::new(kind, Vec::new(), Vec::new()))
+        .collect();
+    let mut uses: Vec<Option<CacheUse>> = (0..n).map(|_| None).collect();
+    const RUN: usize = 512;
+    if n >= 2 * RUN {
+        deps.par_chunks_mut(RUN)
+            .zip(uses.par_chunks_mut(RUN))
+            .enumerate()
+            .try_for_each(|(r, (d, u))| fill(r * RUN, d, u))?;
     } else {
-        items.iter().map(one).collect::<Result<_>>()?
-    };
-    let mut deps = Vec::with_capacity(results.len());
-    for (dep, entry) in results {
-        if let Some(e) = entry {
-            new_cache.entries.push(e);
-        }
-        deps.push(dep);
+        fill(0, &mut deps, &mut uses)?;
     }
-    if !new_cache.entries.windows(2).all(|w| w[0].0 < w[1].0) {
-        new_cache.normalize();
-    }
+    new_cache.extend(uses);
     Ok(deps)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deps::stat_cache::{ctime_ns, mtime_ns};
+
+    /// The state of `p` against a one-entry stat cache.
+    fn state_with(p: &Path, cache: &StatCache) -> String {
+        let mut st = Vec::new();
+        path_state(p, None, &mut Lookup::new(cache), &NoSkip, &|| 0, &mut st).unwrap();
+        String::from_utf8(st).unwrap()
+    }
 
     /// The stat cache is trusted only outside the racy window: an entry whose stat
     /// matches exactly but was hashed within a tick of the write is re-hashed.
@@ -453,39 +481,35 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         std::fs::write(&p, "bbbb").unwrap();
-        let md = std::fs::symlink_metadata(&p).unwrap();
+        let st = Stat::lstat(&p).unwrap();
         let stale = *blake3::hash(b"aaaa").as_bytes();
         let entry = |hashed_at_ns| StatEntry {
-            dev: md.dev(),
-            ino: md.ino(),
-            size: md.size(),
-            mtime_ns: mtime_ns(&md),
-            ctime_ns: ctime_ns(&md),
-            mode: md.mode(),
+            dev: st.dev,
+            ino: st.ino,
+            size: st.size,
+            mtime_ns: st.mtime_ns,
+            ctime_ns: st.ctime_ns,
+            mode: st.mode,
             hash: stale,
             hashed_at_ns,
         };
-        let key = p.as_os_str().as_bytes().to_vec();
+        let key = p.as_os_str().as_bytes();
         let fresh_hex = blake3::hash(b"bbbb").to_hex().to_string();
         let stale_hex = blake3::hash(b"aaaa").to_hex().to_string();
 
-        let mut racy_cache = StatCache::default();
-        racy_cache.entries.push((
-            key.clone(),
-            entry(mtime_ns(&md).max(ctime_ns(&md)) + 1_000_000),
-        ));
-        let (st, _) = path_state(&p, None, &racy_cache, &NoSkip, || 0).unwrap();
-        assert!(String::from_utf8(st).unwrap().contains(&fresh_hex));
+        let racy_cache =
+            StatCache::from_entries([(key, entry(st.mtime_ns.max(st.ctime_ns) + 1_000_000))]);
+        assert!(state_with(&p, &racy_cache).contains(&fresh_hex));
 
-        let mut safe_cache = StatCache::default();
-        safe_cache
-            .entries
-            .push((key, entry(mtime_ns(&md) + 10_000_000_000)));
-        let (st, _) = path_state(&p, None, &safe_cache, &NoSkip, || 0).unwrap();
+        let safe_cache = StatCache::from_entries([(key, entry(st.mtime_ns + 10_000_000_000))]);
         assert!(
-            String::from_utf8(st).unwrap().contains(&stale_hex),
+            state_with(&p, &safe_cache).contains(&stale_hex),
             "a safe entry with a matching stat is trusted without reading the file"
         );
+        // A stat that differs in any field is re-hashed.
+        let mut moved = entry(st.mtime_ns + 10_000_000_000);
+        moved.ino ^= 1;
+        assert!(state_with(&p, &StatCache::from_entries([(key, moved)])).contains(&fresh_hex));
     }
 
     /// Keys of what `resolve` returns for `specs` in a workspace at `root`.
@@ -501,9 +525,8 @@ mod tests {
             .unwrap();
         r.entries
             .iter()
-            .map(|(p, md)| match marked_dir(p, md.as_ref()) {
-                Some(d) => format!("{}/", String::from_utf8_lossy(&ws.key_of(d))),
-                None => String::from_utf8_lossy(&ws.key_of(p)).into_owned(),
+            .map(|(p, _)| {
+                String::from_utf8_lossy(&ws.key_of(Path::new(OsStr::from_bytes(p)))).into_owned()
             })
             .collect()
     }
@@ -555,7 +578,9 @@ mod tests {
         let keys: Vec<String> = r
             .entries
             .iter()
-            .map(|(p, _)| String::from_utf8_lossy(&ws.key_of(p)).into_owned())
+            .map(|(p, _)| {
+                String::from_utf8_lossy(&ws.key_of(Path::new(OsStr::from_bytes(p)))).into_owned()
+            })
             .collect();
         assert_eq!(keys, ["here", "here/here", "here/in"]);
     }

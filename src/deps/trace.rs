@@ -18,7 +18,7 @@ use super::{DepState, Kind};
 use crate::encode::{Decoder, Encoder};
 
 pub use check::{Checker, Work};
-pub use findings::findings;
+pub use findings::{findings, findings_reusing};
 
 /// One traced dependency: its semantic state (in the state key) and the stat
 /// fingerprint seen when it was recorded (fast path only, never in a key).

@@ -186,11 +186,15 @@ fn lookup_traced(
     let mut first_change = None;
     let local_sets = traced::load_sets(cache, &weak)?;
     let mut nsets = local_sets.len();
-    let mut phase = |cache: &mut Cache, sets: &[Vec<u8>]| loop {
+    let mut phase = |cache: &mut Cache, sets: &[Vec<u8>], local: bool| loop {
         match traced::first_holding(&mut checker, &snap.deps, sets, &tried) {
             traced::Phase::Holds(strong, i) => {
                 tried.push(strong);
                 if let Some(v) = by_state(task, policy, cache, remote, &strong, now_ns)? {
+                    if local && v.is_hit() {
+                        // Best effort: only spares the next lookups some hashing.
+                        let _ = traced::refresh_set(&checker, cache, &weak, task, &sets[i], now_ns);
+                    }
                     return Ok::<_, anyhow::Error>(Some((v, i)));
                 }
             }
@@ -202,13 +206,13 @@ fn lookup_traced(
             }
         }
     };
-    if let Some((v, _)) = phase(cache, &local_sets)? {
+    if let Some((v, _)) = phase(cache, &local_sets, true)? {
         return Ok(v);
     }
     if remote.is_some() {
         let theirs = traced::remote_sets(remote, &weak);
         nsets += theirs.len();
-        if let Some((v, i)) = phase(cache, &theirs)? {
+        if let Some((v, i)) = phase(cache, &theirs, false)? {
             if v.is_hit() {
                 // Adopted: the next lookup finds the set locally (best effort).
                 let set = theirs[i].clone();

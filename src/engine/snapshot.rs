@@ -10,7 +10,9 @@ use anyhow::{Context, Result};
 use super::{Policy, Task, UrlOffline};
 use crate::deps::files::{Skip, StatCache};
 use crate::deps::program::{self, Resolve};
+use crate::deps::stat_cache::CacheBuilder;
 use crate::deps::url::UrlOutcome;
+use crate::deps::walk::{Known, Listing};
 use crate::deps::{self, DepState, Kind};
 use crate::store::Cache;
 use crate::ui::{self, progress};
@@ -81,7 +83,7 @@ impl Skip for InputSkip<'_> {
 
 /// Computes the snapshot.
 pub fn snapshot(task: &Task, policy: &Policy, probe: Probe<'_>) -> Result<Snapshot> {
-    let mut new_cache = StatCache::default();
+    let mut new_cache = CacheBuilder::default();
     let skip = InputSkip {
         task,
         cache_dir: policy.cache_dir.as_ref().ok().map(|d| task.ws.absolute(d)),
@@ -108,9 +110,11 @@ pub fn snapshot(task: &Task, policy: &Policy, probe: Probe<'_>) -> Result<Snapsh
     // the path the user's PATH resolved to.
     let program = probe.program.to_path_buf();
     let real = std::fs::canonicalize(&program).unwrap_or_else(|_| program.clone());
+    let mut one = Listing::default();
+    one.push(real.as_os_str().as_bytes(), Known::Unknown);
     for mut dep in crate::deps::files::states(
         &task.ws,
-        &[(real, None)],
+        &one,
         Kind::Program,
         probe.old,
         &skip,
@@ -161,7 +165,7 @@ pub fn snapshot(task: &Task, policy: &Policy, probe: Probe<'_>) -> Result<Snapsh
         unknown,
         trusted_offline: false,
         offline,
-        stat_cache: new_cache,
+        stat_cache: new_cache.finish(probe.old),
         program,
     })
 }
@@ -169,18 +173,16 @@ pub fn snapshot(task: &Task, policy: &Policy, probe: Probe<'_>) -> Result<Snapsh
 /// The task's stat cache from its last run (empty when there is none or it is corrupt).
 /// Read from its hot file: a hit never opens the database.
 pub fn load_stat_cache(cache: &Cache, task_key: &[u8; 32]) -> StatCache {
-    crate::store::hot::load_stat(&cache.dir, task_key)
-        .and_then(|data| StatCache::decode(&data).ok())
-        .unwrap_or_default()
+    crate::store::hot::load_stat(&cache.dir, task_key).unwrap_or_default()
 }
 
 /// Saves the snapshot's stat cache when it differs from `old` (a failure only warns:
 /// it is a cache of hashes, and the next run rebuilds it).
 pub fn save_stat_cache(cache: &mut Cache, task_key: &[u8; 32], snap: &StatCache, old: &StatCache) {
-    if snap.entries == old.entries {
+    if snap.same_as(old) {
         return;
     }
-    if let Err(e) = crate::store::hot::save_stat(&cache.dir, task_key, &snap.encode()) {
+    if let Err(e) = crate::store::hot::save_stat(&cache.dir, task_key, snap) {
         ui::warn(format!("cannot save the stat cache: {e:#}"));
     }
 }

@@ -125,6 +125,27 @@ pub fn first_holding(
     }
 }
 
+/// After a hit through the local set `raw`: entries the checker had to hash because
+/// their fingerprint was racy or changed, yet found unchanged, get the fingerprint they
+/// have now, and the set is stored again in place of `raw` (a header a build's previous
+/// step wrote just before the recording would otherwise be re-hashed on every hit).
+pub fn refresh_set(
+    checker: &Checker,
+    cache: &mut Cache,
+    weak: &[u8; 32],
+    task: &Task,
+    raw: &[u8],
+    now_ns: i64,
+) -> Result<()> {
+    let mut entries = decode_set(raw)?;
+    if checker.refresh(&mut entries) {
+        cache
+            .db
+            .replace_trace_set(weak, &task.key, raw, &encode_set(&entries), now_ns)?;
+    }
+    Ok(())
+}
+
 /// The remote's copy of a weak key's index (empty without a remote or on any fault).
 pub fn remote_sets(remote: Option<&Shared>, weak: &[u8; 32]) -> trace_sets::Sets {
     remote

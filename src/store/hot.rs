@@ -1,6 +1,6 @@
 //! Hot files: per task key, the records a hit may replay (`hot/<task>.rec`) and the
-//! task's stat cache (`hot/<task>.stat`), so a hit reads two small files and never opens
-//! SQLite. The database stays the source of truth: a `.rec` file is only written or
+//! task's stat cache (`hot/<task>.stat`, a flat table used in place), so a hit reads two
+//! small files and never opens SQLite. The database stays the source of truth: a `.rec` file is only written or
 //! removed inside the SQLite write transaction that changed the task's records, and
 //! anything unreadable, corrupt or naming another task is a miss, never a guess.
 
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::record::Record;
+use crate::deps::stat_cache::StatCache;
 use crate::encode::{Decoder, Encoder};
 
 /// The directory of hot files inside a cache directory.
@@ -21,9 +22,12 @@ pub const DIR: &str = "hot";
 pub const MAX_RECORDS: usize = 64;
 /// Hot files larger than this are not read (a hostile or runaway file): SQLite answers.
 const MAX_LEN: u64 = 256 << 20;
+/// Hot files at least this large are checksummed on all cores.
+const PARALLEL_CHECK: usize = 256 << 10;
 
 const REC_MAGIC: &[u8] = b"idem-hot-rec-1";
-const STAT_MAGIC: &[u8] = b"idem-hot-stat-1";
+/// Version 2: the flat table of `deps::stat_cache` (version 1 files read as absent).
+const STAT_MAGIC: &[u8] = b"idem-hot-stat-2";
 const SETS_MAGIC: &[u8] = b"idem-hot-sets-1";
 
 pub fn dir(cache_dir: &Path) -> PathBuf {
@@ -152,18 +156,24 @@ pub fn invalidate_all(cache_dir: &Path, records_only: bool) -> Result<()> {
     Ok(())
 }
 
-/// The task's stat cache bytes (`None` when absent or corrupt).
-pub fn load_stat(cache_dir: &Path, task_key: &[u8; 32]) -> Option<Vec<u8>> {
-    let body = read_checked(&stat_path(cache_dir, task_key), STAT_MAGIC)?;
-    let (key, rest) = body.split_at_checked(32)?;
-    (key == task_key).then(|| rest.to_vec())
+/// The task's stat cache, checked (`None` when absent, corrupt, truncated or not this
+/// task's: the snapshot then re-hashes). The table is used in place in the buffer read.
+pub fn load_stat(cache_dir: &Path, task_key: &[u8; 32]) -> Option<StatCache> {
+    let buf = read_verified(&stat_path(cache_dir, task_key), STAT_MAGIC)?;
+    let at = STAT_MAGIC.len() + 32;
+    let len = buf.len().checked_sub(at + 32)?;
+    if buf.get(STAT_MAGIC.len()..at)? != task_key {
+        return None;
+    }
+    StatCache::parse(buf, at, len).ok()
 }
 
 /// Replaces the task's stat cache.
-pub fn save_stat(cache_dir: &Path, task_key: &[u8; 32], data: &[u8]) -> Result<()> {
-    let mut body = Vec::with_capacity(32 + data.len());
+pub fn save_stat(cache_dir: &Path, task_key: &[u8; 32], cache: &StatCache) -> Result<()> {
+    let table = cache.encode();
+    let mut body = Vec::with_capacity(32 + table.len());
     body.extend_from_slice(task_key);
-    body.extend_from_slice(data);
+    body.extend_from_slice(table);
     write_checked(&stat_path(cache_dir, task_key), STAT_MAGIC, &body)
 }
 
@@ -181,8 +191,16 @@ fn remove(path: &Path) -> Result<()> {
 }
 
 /// File layout: magic, body, blake3(magic ‖ body). A torn or bit-flipped file fails
-/// the checksum and reads as absent.
+/// the checksum and reads as absent. Returns the body alone.
 fn read_checked(path: &Path, magic: &[u8]) -> Option<Vec<u8>> {
+    let mut buf = read_verified(path, magic)?;
+    buf.truncate(buf.len() - 32);
+    buf.drain(..magic.len());
+    Some(buf)
+}
+
+/// The whole file (magic, body, checksum) when its checksum and magic are right.
+fn read_verified(path: &Path, magic: &[u8]) -> Option<Vec<u8>> {
     // O_NOFOLLOW: a symlink planted in the cache is never followed; O_NONBLOCK: a FIFO
     // in its place cannot hang the hit (and fails the regular-file check below).
     let mut f = std::fs::OpenOptions::new()
@@ -194,16 +212,25 @@ fn read_checked(path: &Path, magic: &[u8]) -> Option<Vec<u8>> {
     if !md.is_file() || md.len() > MAX_LEN {
         return None;
     }
-    let mut buf = Vec::with_capacity(md.len() as usize);
-    f.read_to_end(&mut buf).ok()?;
+    // Read, not mapped: another process truncating the file could SIGBUS a mapping.
+    // Through `take`: File's own read_to_end asks for the size again (fstat + lseek). A
+    // file that grew since reads one byte long and fails its checksum.
+    let mut buf = Vec::with_capacity(md.len() as usize + 1);
+    (&mut f).take(md.len() + 1).read_to_end(&mut buf).ok()?;
     let split = buf.len().checked_sub(32)?;
     let (content, sum) = buf.split_at(split);
-    if blake3::hash(content).as_bytes() != sum || !content.starts_with(magic) {
+    if !content.starts_with(magic) {
         return None;
     }
-    buf.truncate(split);
-    buf.drain(..magic.len());
-    Some(buf)
+    let mut h = blake3::Hasher::new();
+    // The stat cache of a 10,000-file task is over a megabyte: check it on every core
+    // (a hit that large walks its inputs on the thread pool anyway).
+    if content.len() >= PARALLEL_CHECK {
+        h.update_rayon(content);
+    } else {
+        h.update(content);
+    }
+    (h.finalize().as_bytes() == sum).then_some(buf)
 }
 
 /// Written to a private temporary file, then renamed over the old one: readers see the
@@ -336,15 +363,77 @@ mod tests {
     fn symlinks_are_not_followed_and_files_are_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        save_stat(dir.path(), &[7; 32], b"abc").unwrap();
+        let table = stat_table();
+        save_stat(dir.path(), &[7; 32], &table).unwrap();
         let p = stat_path(dir.path(), &[7; 32]);
         assert_eq!(
             std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        assert_eq!(load_stat(dir.path(), &[7; 32]).unwrap(), b"abc");
+        assert_eq!(load_stat(dir.path(), &[7; 32]).unwrap(), table);
         let other = stat_path(dir.path(), &[8; 32]);
         std::os::unix::fs::symlink(&p, &other).unwrap();
         assert!(load_stat(dir.path(), &[8; 32]).is_none());
+    }
+
+    fn stat_table() -> StatCache {
+        use crate::deps::stat_cache::StatEntry;
+        let e = |n: u8| StatEntry {
+            dev: 1,
+            ino: n as u64,
+            size: 10,
+            mtime_ns: 20,
+            ctime_ns: 30,
+            mode: 0o100644,
+            hash: [n; 32],
+            hashed_at_ns: 40,
+        };
+        StatCache::from_entries([(&b"/w/a"[..], e(1)), (&b"/w/b/c"[..], e(2))])
+    }
+
+    /// A stat cache that is truncated, short, bit-flipped, of the old format, or whose
+    /// checksum is right but whose table is inconsistent is never used: it loads as
+    /// absent and the snapshot re-hashes every file.
+    #[test]
+    fn a_damaged_stat_file_loads_as_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = [7; 32];
+        let table = stat_table();
+        save_stat(dir.path(), &key, &table).unwrap();
+        let path = stat_path(dir.path(), &key);
+        let good = std::fs::read(&path).unwrap();
+        assert_eq!(load_stat(dir.path(), &key).unwrap(), table);
+        for cut in 0..good.len() {
+            std::fs::write(&path, &good[..cut]).unwrap();
+            assert!(load_stat(dir.path(), &key).is_none(), "cut at {cut}");
+        }
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0x04;
+            std::fs::write(&path, &bad).unwrap();
+            assert!(load_stat(dir.path(), &key).is_none(), "flip at {i}");
+        }
+        // Checksummed, but the table inside is short, or claims more rows than it has.
+        let enc = table.encode();
+        for body in [&enc[..enc.len() - 1], &enc[..8]] {
+            let mut b = key.to_vec();
+            b.extend_from_slice(body);
+            write_checked(&path, STAT_MAGIC, &b).unwrap();
+            assert!(load_stat(dir.path(), &key).is_none());
+        }
+        let mut more = enc.to_vec();
+        more[0] += 1;
+        let mut b = key.to_vec();
+        b.extend_from_slice(&more);
+        write_checked(&path, STAT_MAGIC, &b).unwrap();
+        assert!(load_stat(dir.path(), &key).is_none());
+        // The previous format's file, intact, is not read as this one.
+        write_checked(
+            &path,
+            b"idem-hot-stat-1",
+            &good[STAT_MAGIC.len()..good.len() - 32],
+        )
+        .unwrap();
+        assert!(load_stat(dir.path(), &key).is_none());
     }
 }

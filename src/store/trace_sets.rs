@@ -84,6 +84,18 @@ impl Db {
         new: &[Vec<u8>],
         now_ns: i64,
     ) -> Result<()> {
+        self.update_trace_sets(weak_key, task_key, now_ns, |old| merge(new, &old))
+    }
+
+    /// Rewrites a weak key's index as `change` says, in one write transaction that also
+    /// rewrites the hot file.
+    fn update_trace_sets(
+        &mut self,
+        weak_key: &[u8; 32],
+        task_key: &[u8; 32],
+        now_ns: i64,
+        change: impl FnOnce(Sets) -> Sets,
+    ) -> Result<()> {
         let cache_dir = self.cache_dir();
         let tx = self
             .conn_mut()?
@@ -96,7 +108,7 @@ impl Db {
             )
             .optional()?;
         let old = old.and_then(|d| decode_sets(&d).ok()).unwrap_or_default();
-        let data = encode_sets(&merge(new, &old));
+        let data = encode_sets(&change(old));
         tx.execute(
             "INSERT OR REPLACE INTO trace_sets(weak_key, task_key, updated_ns, data) VALUES (?1, ?2, ?3, ?4)",
             params![&weak_key[..], &task_key[..], now_ns, &data],
@@ -109,6 +121,24 @@ impl Db {
             return Err(e.into());
         }
         Ok(())
+    }
+
+    /// Puts `new` at the front of a weak key's index in place of `old` (the same
+    /// dependency set with refreshed fingerprints), hot file included.
+    pub fn replace_trace_set(
+        &mut self,
+        weak_key: &[u8; 32],
+        task_key: &[u8; 32],
+        old: &[u8],
+        new: &[u8],
+        now_ns: i64,
+    ) -> Result<()> {
+        self.update_trace_sets(weak_key, task_key, now_ns, |sets| {
+            merge(
+                &[new.to_vec()],
+                &sets.into_iter().filter(|s| s != old).collect::<Sets>(),
+            )
+        })
     }
 
     /// Rewrites a weak key's hot file from the database (a lookup that found no file).

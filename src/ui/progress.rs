@@ -25,14 +25,20 @@ pub fn enabled(mode: Mode) -> bool {
     match mode {
         Mode::Always => true,
         Mode::Never => false,
-        Mode::Auto => std::io::stderr().is_terminal() && std::env::var_os("CI").is_none(),
+        Mode::Auto => stderr_is_terminal() && std::env::var_os("CI").is_none(),
     }
+}
+
+/// Asked once per process (an ioctl each time otherwise; a hit asks three times).
+fn stderr_is_terminal() -> bool {
+    static IS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *IS.get_or_init(|| std::io::stderr().is_terminal())
 }
 
 /// Where bars draw: the terminal, or (only with `--progress=always` when stderr is not
 /// one) plain lines, one a second, so CI logs get a readable trace and no cursor codes.
 fn draw_target() -> ProgressDrawTarget {
-    if std::io::stderr().is_terminal() {
+    if stderr_is_terminal() {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::term_like_with_hz(Box::new(LogLines), 1)
@@ -102,7 +108,7 @@ pub fn during<T>(
             let bar = ProgressBar::with_draw_target(None, draw_target());
             bar.set_style(style("{spinner} idem: {msg} ({elapsed})"));
             // Animate on a terminal; one line a second in a log.
-            let tick = if std::io::stderr().is_terminal() {
+            let tick = if stderr_is_terminal() {
                 Duration::from_millis(120)
             } else {
                 Duration::from_secs(1)

@@ -14,6 +14,9 @@ use crate::common::{free_port, require_binary, stats, stderr, stdout, wait_until
 use idem::store::record::{OutputEntry, Record};
 use idem::store::remote;
 
+#[path = "remote_batch.rs"]
+mod batch;
+
 // ---------------------------------------------------------------------------------
 // Servers
 
@@ -929,7 +932,6 @@ enum Answer {
 }
 
 #[derive(Clone, Debug)]
-#[allow(dead_code)] // `path` is for the failure messages.
 struct HttpSeen {
     method: String,
     path: String,
@@ -1135,9 +1137,26 @@ fn a_trickling_http_remote_is_cut_off_at_the_deadline() {
         "{}",
         stderr(&o)
     );
-    // Skipped for the rest of the run: one PUT, nothing after it.
-    let puts = srv.seen().iter().filter(|s| s.method == "PUT").count();
-    assert_eq!(puts, 1, "{:?}", srv.seen());
+    // Skipped for the rest of the run: the one batch of blob PUTs (sent concurrently,
+    // each blob once), and no record after it.
+    let puts: Vec<String> = srv
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PUT")
+        .map(|s| s.path)
+        .collect();
+    assert!(
+        !puts.is_empty() && puts.iter().all(|p| p.contains("/blob/")),
+        "{puts:?}"
+    );
+    let mut distinct = puts.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        puts.len(),
+        "a blob was sent twice: {puts:?}"
+    );
 }
 
 #[test]

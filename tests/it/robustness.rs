@@ -521,6 +521,49 @@ fn a_closed_stdout_is_closed_for_the_command_too() {
 }
 
 #[test]
+fn a_closed_stdin_is_dev_null_for_the_command() {
+    // idem's C `main` reopens a closed fd 0 on /dev/null, as Rust's runtime did:
+    // otherwise the command's stdin is closed, or whatever file idem opened first. The
+    // uncached run (the cache is a regular file) is the case SQLite does not paper over.
+    let ws = Ws::new();
+    ws.write("not-a-dir", "");
+    let args = "-- sh -c 'readlink /proc/self/fd/0'";
+    let not_a_dir = format!("IDEM_CACHE_DIR='{}'", ws.path("not-a-dir").display());
+    for prefix in ["", &not_a_dir] {
+        let o = run_via_sh(&ws, prefix, args, "<&-");
+        assert_eq!(o.status.code(), Some(0), "{prefix}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "/dev/null\n", "{prefix}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_replay_into_a_closed_pipe_exits_141_instead_of_dying() {
+    // SIGPIPE is ignored by idem (its C `main` does what Rust's runtime did), so the
+    // failed write is seen and reported as the shell's 128 + SIGPIPE.
+    let ws = Ws::new();
+    let args = ["--", "head", "-c", "1048576", "/dev/zero"];
+    let o = ws.run(&args);
+    assert_eq!(o.stdout.len(), 1 << 20, "{}", stderr(&o));
+    // A megabyte does not fit in a pipe: whenever the reader goes away, the replay's
+    // write fails with EPIPE (before or after filling the buffer).
+    let mut child = ws
+        .idem(&{
+            let mut a = vec!["run"];
+            a.extend_from_slice(&args);
+            a
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(o.status.signal(), None, "idem was killed: {}", stderr(&o));
+    assert_eq!(o.status.code(), Some(141), "{}", stderr(&o));
+}
+
+#[test]
 fn a_deleted_working_directory_runs_the_command_uncached() {
     let ws = Ws::new();
     std::fs::create_dir(ws.path("gone")).unwrap();

@@ -827,3 +827,37 @@ fn an_output_directory_created_inside_a_walked_directory_is_not_an_input() {
         "the output directory is not part of the membership"
     );
 }
+
+/// The plain command line of a hit (no `IDEM_*` variable, `--cache-dir` given) is read
+/// without clap (src/cli_fast.rs): it must behave as clap's parse does, and still yield
+/// to an idem.toml's [defaults].
+#[test]
+fn the_plain_command_line_behaves_as_parsed_by_clap() {
+    let ws = Ws::new();
+    ws.write("in", "a");
+    let cache = ws.cache.display().to_string();
+    let run = |extra: &[&str]| {
+        let mut a = vec!["run", "--cache-dir", &cache, "-v", "-f", "in", "-e", "HOME"];
+        a.extend_from_slice(extra);
+        a.extend_from_slice(&["--", "sh", "-c", "cat in; echo run >> count"]);
+        ws.idem(&a).env_remove("IDEM_CACHE_DIR").output().unwrap()
+    };
+    let o = run(&[]);
+    assert!(stderr(&o).contains("idem: miss"), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "a");
+    let o = run(&[]);
+    assert_hit(&o);
+    assert_eq!(stdout(&o), "a");
+    ws.write("in", "b");
+    assert_eq!(stdout(&run(&[])), "b");
+    assert_eq!(ws.count("count"), 2);
+    // [defaults] adds an input: the same command line is now another state.
+    ws.write("extra", "x");
+    ws.write("idem.toml", "[defaults]\nfile = [\"extra\"]\n");
+    let o = run(&[]);
+    assert!(stderr(&o).contains("idem: miss"), "{}", stderr(&o));
+    assert_eq!(ws.count("count"), 3);
+    ws.write("extra", "y");
+    assert!(stderr(&run(&[])).contains("idem: miss"));
+    assert_eq!(ws.count("count"), 4, "the file from [defaults] is an input");
+}

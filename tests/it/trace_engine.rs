@@ -152,6 +152,51 @@ fn the_hot_files_answer_a_traced_hit_without_the_database() {
     assert_eq!(t.runs(), 1);
 }
 
+/// The one `hot/*.sets` file of this cache.
+fn sets_file(t: &Traced) -> Vec<u8> {
+    let sets: Vec<_> = std::fs::read_dir(t.ws.cache.join("hot"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sets"))
+        .collect();
+    assert_eq!(sets.len(), 1, "one set-index hot file");
+    std::fs::read(sets[0].path()).unwrap()
+}
+
+#[test]
+fn a_hit_that_had_to_rehash_a_racy_input_stores_its_fingerprint_once() {
+    // in.txt is written just before the recording: its fingerprint is racy, so the first
+    // hit must hash it; it then stores the fingerprint, and later hits trust it.
+    let t = Traced::new();
+    t.ws.write("in.txt", "one\n");
+    assert_miss(&t.run(&[], BUILD));
+    let recorded = sets_file(&t);
+    // Not synchronisation: the racy window is defined by the clock, so let it pass.
+    let changed = std::fs::metadata(t.ws.path("in.txt"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    while changed
+        .elapsed()
+        .map_or(true, |e| e < std::time::Duration::from_millis(300))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_hit(&t.run(&[], BUILD));
+    let refreshed = sets_file(&t);
+    assert_ne!(
+        recorded, refreshed,
+        "the first hit stored the trusted fingerprint"
+    );
+    assert_hit(&t.run(&[], BUILD));
+    assert_eq!(
+        refreshed,
+        sets_file(&t),
+        "a later hit had nothing to refresh"
+    );
+    assert_eq!(t.runs(), 1);
+}
+
 #[test]
 fn status_and_explain_agree_with_run() {
     let t = Traced::new();

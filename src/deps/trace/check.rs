@@ -13,40 +13,54 @@ use super::state::{self, Level, Looked};
 use super::{Change, Check, Entry, Fingerprint};
 use crate::spec::Workspace;
 
-/// What this lookup has learnt about one path so far.
+/// What this lookup has learnt about one path so far: its stats, and (boxed, rarely
+/// needed on a hit) what only a changed fingerprint makes it read.
 #[derive(Default)]
 struct Seen {
     stat: Option<Looked>,
     lstat: Option<Looked>,
-    /// blake3 of the content, or the error that prevented reading it.
-    /// With the time it was observed (`i64::MIN`: the file moved while it was read).
+    read: Option<Box<Read>>,
+}
+
+#[derive(Default)]
+struct Read {
+    /// blake3 of the content, or the error that prevented reading it, with the time it
+    /// was observed (`i64::MIN`: the file moved while it was read).
     hash: Option<Result<([u8; 32], i64), String>>,
     link: Option<Vec<u8>>,
     /// With the time it was read.
     listing: Option<Result<(Listing, i64), String>>,
 }
 
+impl Seen {
+    fn read(&mut self) -> &mut Read {
+        self.read.get_or_insert_with(Box::default)
+    }
+}
+
 /// A directory's entries as (name, kind letter), sorted.
 type Listing = Vec<(Vec<u8>, u8)>;
 
-/// FNV-1a: the memo is keyed by path bytes from our own records, thousands per lookup;
-/// SipHash's DoS resistance buys nothing here and costs a third of a warm check.
+/// The memo's hash (FxHash's word-at-a-time mix): keys are path bytes from our own
+/// records, thousands per lookup, so SipHash's DoS resistance buys nothing here.
 #[derive(Default)]
-struct Fnv(u64);
+struct PathHasher(u64);
 
-impl Hasher for Fnv {
+impl Hasher for PathHasher {
     fn finish(&self) -> u64 {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut h = self.0;
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            h = (h.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+        for &b in words.remainder() {
+            h = (h.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
         }
         self.0 = h;
     }
@@ -55,7 +69,7 @@ impl Hasher for Fnv {
 /// See the module doc.
 pub struct Checker<'a> {
     ws: &'a Workspace,
-    seen: HashMap<Vec<u8>, Seen, BuildHasherDefault<Fnv>>,
+    seen: HashMap<Vec<u8>, Seen, BuildHasherDefault<PathHasher>>,
     /// Reused to build absolute paths without an allocation per entry.
     buf: PathBuf,
     work: Work,
@@ -115,7 +129,7 @@ impl<'a> Checker<'a> {
             };
             let recorded = e.dep.state.as_slice();
             let observed = if recorded.starts_with(state::CONTENT) {
-                match &seen.hash {
+                match seen.read.as_ref().and_then(|r| r.hash.as_ref()) {
                     Some(Ok((h, at)))
                         if md.is_file()
                             && state::content_state(h, &md, recorded.ends_with(b"+x"))
@@ -126,7 +140,7 @@ impl<'a> Checker<'a> {
                     _ => continue,
                 }
             } else if recorded.starts_with(state::LISTING) {
-                match &seen.listing {
+                match seen.read.as_ref().and_then(|r| r.listing.as_ref()) {
                     Some(Ok((l, at)))
                         if state::listing_now(l, &state::listing_masks(recorded)) == recorded =>
                     {
@@ -235,7 +249,8 @@ fn absent_now(seen: &mut Seen, path: &Path) -> Option<Vec<u8>> {
 }
 
 fn link_of(seen: &mut Seen, path: &Path) -> Vec<u8> {
-    seen.link
+    seen.read()
+        .link
         .get_or_insert_with(|| state::read_link(path))
         .clone()
 }
@@ -257,7 +272,7 @@ fn content_now(
         Err(e) if state::is_gone(*e) => return Some(state::GONE.to_vec()),
         Err(e) => return Some(format!("unreadable errno={e}").into_bytes()),
     };
-    let hash = seen.hash.get_or_insert_with(|| {
+    let hash = seen.read().hash.get_or_insert_with(|| {
         work.hashed += 1;
         state::hash_content(path, &md).map_err(|e| e.to_string())
     });
@@ -284,7 +299,7 @@ fn listing_now(
         Err(e) if state::is_gone(*e) => return Some(state::GONE.to_vec()),
         Err(e) => return Some(format!("unreadable errno={e}").into_bytes()),
     }
-    let entries = seen.listing.get_or_insert_with(|| {
+    let entries = seen.read().listing.get_or_insert_with(|| {
         work.listed += 1;
         let at = crate::clock::real_now_ns();
         state::read_listing(path)

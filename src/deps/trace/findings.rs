@@ -26,6 +26,19 @@ const FOLLOWING: Inputs =
 
 /// See the module doc and [`super::Findings`].
 pub fn findings(log: &TraceLog, opts: &TraceOpts) -> Result<Findings> {
+    findings_reusing(log, opts, &[])
+}
+
+/// [`findings`], reusing the content hash of a file whose fingerprint in `known` (entries
+/// recorded before, e.g. the task's other sets) is unchanged and not racy, as the stat
+/// cache does for declared files: a traced step that reads a big unchanged file does
+/// not hash it again on every recording.
+pub fn findings_reusing(log: &TraceLog, opts: &TraceOpts, known: &[Entry]) -> Result<Findings> {
+    let known: HashMap<&[u8], &Entry> = known
+        .iter()
+        .filter(|e| e.dep.state.starts_with(state::CONTENT) && !e.fp.is_racy())
+        .map(|e| (e.dep.name.as_slice(), e))
+        .collect();
     let mut out = Findings::default();
     for u in &log.unknowable {
         push_once(&mut out.unrecordable, reason_phrase(&u.reason));
@@ -52,6 +65,18 @@ pub fn findings(log: &TraceLog, opts: &TraceOpts) -> Result<Findings> {
                 if present && !only_removed && key != b"." {
                     out.outputs.push(key.clone());
                 }
+                // A replay restores what the run left, it never deletes: a workspace
+                // path that was there before the run and is gone after it would
+                // survive a replay, so the outcome cannot be recorded.
+                if !present && !temporary && u.writes.contains(Writes::REMOVED) {
+                    push_once(
+                        &mut out.unrecordable,
+                        format!(
+                            "deleted {}, which existed before the run (a replay never deletes)",
+                            shown(&key)
+                        ),
+                    );
+                }
             } else if !temporary {
                 out.side_effects.push(path.clone());
             }
@@ -66,6 +91,7 @@ pub fn findings(log: &TraceLog, opts: &TraceOpts) -> Result<Findings> {
             log,
             opts,
             first_listing: first_listing.get(path.as_path()).copied(),
+            known: &known,
         };
         match ctx.entry() {
             Ok(Some(e)) => out.entries.push(e),
@@ -132,6 +158,7 @@ fn created_by_run(u: &PathUse) -> bool {
 }
 
 struct PathCtx<'a> {
+    known: &'a HashMap<&'a [u8], &'a Entry>,
     path: &'a Path,
     key: Vec<u8>,
     u: &'a PathUse,
@@ -217,8 +244,11 @@ impl PathCtx<'_> {
                 format!("{} changed while the command ran", self.name())
             });
         }
-        let (hash, observed) = state::hash_content(self.path, &md)
-            .map_err(|e| format!("cannot read {}: {e}", self.name()))?;
+        let (hash, observed) = match self.known_hash(&md) {
+            Some(known) => known,
+            None => state::hash_content(self.path, &md)
+                .map_err(|e| format!("cannot read {}: {e}", self.name()))?,
+        };
         if observed == i64::MIN {
             return Err(format!("{} changed while it was hashed", self.name()));
         }
@@ -232,6 +262,19 @@ impl PathCtx<'_> {
             state::content_state(&hash, &md, exec),
             state::fingerprint(&md, observed),
         )
+    }
+
+    /// The hash and observation time of a known entry for this path whose fingerprint
+    /// proves the content unchanged.
+    fn known_hash(&self, md: &state::Meta) -> Option<([u8; 32], i64)> {
+        let e = self.known.get(self.key.as_slice())?;
+        if !e.fp.same_stat(&state::fingerprint(md, 0)) {
+            return None;
+        }
+        let hex = e.dep.state.strip_prefix(state::CONTENT)?;
+        let hex = hex.strip_suffix(b"+x").unwrap_or(hex);
+        let bytes = crate::encode::unhex(std::str::from_utf8(hex).ok()?)?;
+        Some((bytes.try_into().ok()?, e.fp.observed_at_ns))
     }
 
     fn listing(&self, md: state::Meta) -> Found {
@@ -344,6 +387,16 @@ impl PathCtx<'_> {
                     _ => {}
                 }
             }
+        }
+        // Missing through the path, present as the path itself: only a dangling symlink
+        // is both, and it must still be one.
+        let dangling = matches!(lst, Some(Ok(md)) if md.is_symlink())
+            && matches!(st, Some(Err(e)) if state::is_gone(e));
+        if i.contains(Inputs::ABSENT) && !self.u.is_written() && !dangling {
+            return Err(format!(
+                "{} was both missing and present while the command ran",
+                self.name()
+            ));
         }
         let attrs = |l: &Looked| state::attrs(l, level, || state::read_link(self.path));
         let (state, fp_of) = match (&st, &lst) {

@@ -2,14 +2,13 @@
 //! abandoned when its deadline passes, whatever the transport is doing (a server that
 //! trickles a byte a second, a frozen DNS lookup). It must never wait past the deadline.
 
-use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
 
-use super::{RResult, Remote, RemoteError};
+use super::{BlobSink, RResult, Remote, RemoteError};
 use crate::store::record::BlobRef;
 
 /// Blobs move in pieces of this size: each piece gets one more `--remote-timeout`.
@@ -90,50 +89,107 @@ pub fn within<T: Send + 'static>(
     }
 }
 
-enum Piece {
-    Data(Vec<u8>),
-    Done(RResult<bool>),
+/// What a batched download hands to the waiting thread, in arrival order.
+pub enum Piece {
+    /// The next bytes of blob `i` of the batch.
+    Data(usize, Vec<u8>),
+    /// Blob `i` is over: `true` when every byte came, `false` when the remote lacks it.
+    End(usize, bool),
 }
 
-/// The helper thread's end of a download: bytes go to the waiting thread in pieces.
-struct ToChannel(mpsc::SyncSender<Piece>);
+enum Msg {
+    Pieces(Vec<Piece>),
+    Done(RResult<()>),
+}
 
-impl Write for ToChannel {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .send(Piece::Data(buf.to_vec()))
-            .map_err(|_| std::io::Error::other("the download was abandoned (deadline)"))?;
-        Ok(buf.len())
-    }
+/// Pieces are handed over in batches of about this many bytes (or `FLUSH_PIECES`
+/// pieces): one wake-up of the waiting thread per batch, not two per small blob, which
+/// on a busy machine cost a scheduling delay each.
+const FLUSH_BYTES: usize = 1 << 20;
+const FLUSH_PIECES: usize = 256;
 
-    fn flush(&mut self) -> std::io::Result<()> {
+#[derive(Default)]
+struct Batch {
+    pieces: Vec<Piece>,
+    bytes: usize,
+}
+
+/// The helper threads' end of a download: pieces gather in a batch that goes to the
+/// waiting thread when it is full and when the download ends.
+struct ToChannel {
+    tx: mpsc::SyncSender<Msg>,
+    batch: Mutex<Batch>,
+}
+
+impl ToChannel {
+    fn push(&self, p: Piece, bytes: usize) -> std::io::Result<()> {
+        let mut b = self.batch.lock().unwrap_or_else(|p| p.into_inner());
+        b.pieces.push(p);
+        b.bytes += bytes;
+        if b.bytes >= FLUSH_BYTES || b.pieces.len() >= FLUSH_PIECES {
+            self.flush(&mut b)?;
+        }
         Ok(())
     }
+
+    fn flush(&self, b: &mut Batch) -> std::io::Result<()> {
+        if b.pieces.is_empty() {
+            return Ok(());
+        }
+        let pieces = std::mem::take(&mut b.pieces);
+        b.bytes = 0;
+        self.tx
+            .send(Msg::Pieces(pieces))
+            .map_err(|_| std::io::Error::other("the download was abandoned"))
+    }
 }
 
-/// Downloads a blob on a helper thread while this thread writes it into `sink`, so the
-/// local sink never leaves this thread and the whole download ends by the deadline.
-pub fn get_blob(
+impl BlobSink for ToChannel {
+    fn data(&self, i: usize, bytes: Vec<u8>) -> std::io::Result<()> {
+        let n = bytes.len();
+        self.push(Piece::Data(i, bytes), n)
+    }
+
+    fn end(&self, i: usize, found: bool) -> std::io::Result<()> {
+        self.push(Piece::End(i, found), 0)
+    }
+}
+
+/// Downloads `blobs` on a helper thread while this thread hands every piece to `on`, so
+/// local writes never leave this thread and the whole batch ends by the deadline. `on`
+/// returning `Ok(false)` ends the download early (the helper stops at its next batch).
+/// Memory: at most 4 batches wait in the channel (a batch is about 1 MiB, or one 4 MiB
+/// chunk more).
+pub fn get_blobs(
     deadline: Deadline,
     backend: &Arc<dyn Remote>,
-    blob: BlobRef,
-    sink: &mut dyn Write,
-) -> RResult<bool> {
-    // A few pieces in flight: enough to overlap network and disk, little memory.
-    let (tx, rx) = mpsc::sync_channel(8);
+    blobs: Vec<BlobRef>,
+    mut on: impl FnMut(Piece) -> RResult<bool>,
+) -> RResult<()> {
+    let (tx, rx) = mpsc::sync_channel(4);
     let b = Arc::clone(backend);
     helper(move || {
-        let mut to = ToChannel(tx.clone());
-        let res = b.get_blob(&blob, &mut to);
-        let _ = tx.send(Piece::Done(res));
+        let to = ToChannel {
+            tx: tx.clone(),
+            batch: Mutex::default(),
+        };
+        let mut res = b.get_blobs(&blobs, &to);
+        if res.is_ok() {
+            let mut batch = to.batch.lock().unwrap_or_else(|p| p.into_inner());
+            res = to.flush(&mut batch).map_err(super::sink_error);
+        }
+        let _ = tx.send(Msg::Done(res));
     })?;
     loop {
         match rx.recv_timeout(deadline.left()) {
-            Ok(Piece::Data(d)) => sink
-                .write_all(&d)
-                .context("cannot store a downloaded blob locally")
-                .map_err(RemoteError::fatal)?,
-            Ok(Piece::Done(res)) => return res,
+            Ok(Msg::Pieces(pieces)) => {
+                for p in pieces {
+                    if !on(p)? {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(Msg::Done(res)) => return res,
             Err(RecvTimeoutError::Timeout) => return Err(deadline.expired()),
             Err(RecvTimeoutError::Disconnected) => {
                 return Err(RemoteError::fatal(anyhow!(

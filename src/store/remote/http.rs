@@ -3,14 +3,59 @@
 //! has no leases. Credentials (URL user:password, IDEM_REMOTE_TOKEN) are never printed,
 //! never follow a redirect, and only a 2xx answer to a PUT counts as stored.
 
+use std::fs::File;
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 
-use super::{RResult, Remote, RemoteError, MAX_RECORD};
+use super::{sink_error, BlobSink, RResult, Remote, RemoteError, SinkWriter, MAX_RECORD};
 use crate::encode::hex;
 use crate::store::record::BlobRef;
+
+/// Requests in flight at once for a batch of blobs (each on its own kept-alive
+/// connection): enough to hide round trips, few enough to be polite to a shared server.
+pub const JOBS: usize = 8;
+
+/// Runs `work(0..n)` on up to `JOBS` threads (this one included); the first error stops
+/// the others from starting more and is returned once all have finished.
+fn in_parallel(n: usize, work: impl Fn(usize) -> RResult<()> + Sync) -> RResult<()> {
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    let failed: Mutex<Option<RemoteError>> = Mutex::new(None);
+    let worker = || loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= n {
+            break;
+        }
+        if let Err(e) = work(i) {
+            stop.store(true, Ordering::Relaxed);
+            failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+            break;
+        }
+    };
+    std::thread::scope(|s| {
+        for _ in 1..JOBS.min(n) {
+            // A thread that cannot start only means less parallelism.
+            let _ = std::thread::Builder::new()
+                .name("idem-http".into())
+                .spawn_scoped(s, worker);
+        }
+        worker();
+    });
+    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
 
 /// How long after the operation's deadline the HTTP client's own deadline falls.
 const BACKSTOP_GRACE: Duration = Duration::from_secs(1);
@@ -115,6 +160,7 @@ impl HttpRemote {
                 .timeout_read(timeout)
                 .timeout_write(timeout)
                 .user_agent(concat!("idem/", env!("CARGO_PKG_VERSION")))
+                .max_idle_connections_per_host(JOBS)
         };
         Ok(Self {
             base,
@@ -264,6 +310,37 @@ impl Remote for HttpRemote {
             .set("Content-Length", &blob.size.to_string());
         self.send(&what, req.send(src))?;
         Ok(())
+    }
+
+    /// Concurrent `HEAD`s on kept-alive connections.
+    fn has_blobs(&self, blobs: &[BlobRef]) -> RResult<Vec<bool>> {
+        let has: Vec<AtomicBool> = blobs.iter().map(|_| AtomicBool::new(false)).collect();
+        in_parallel(blobs.len(), |i| {
+            has[i].store(self.has_blob(&blobs[i])?, Ordering::Relaxed);
+            Ok(())
+        })?;
+        Ok(has.into_iter().map(AtomicBool::into_inner).collect())
+    }
+
+    /// Concurrent `GET`s on kept-alive connections, each streamed in 64 KiB pieces.
+    fn get_blobs(&self, blobs: &[BlobRef], sink: &dyn BlobSink) -> RResult<()> {
+        in_parallel(blobs.len(), |i| {
+            let found = self.get_blob(&blobs[i], &mut SinkWriter { sink, i })?;
+            sink.end(i, found).map_err(sink_error)
+        })
+    }
+
+    /// Concurrent `PUT`s on kept-alive connections.
+    fn put_blobs(
+        &self,
+        blobs: &[BlobRef],
+        open: &(dyn Fn(usize) -> Result<File> + Sync),
+        ttl: Option<Duration>,
+    ) -> RResult<()> {
+        in_parallel(blobs.len(), |i| {
+            let file = open(i).map_err(RemoteError::fatal)?;
+            self.put_blob(&blobs[i], &mut file.take(blobs[i].size), ttl)
+        })
     }
 }
 

@@ -7,13 +7,14 @@ mod envelope;
 pub mod http;
 mod lease;
 pub mod redis;
+mod transfer;
 
 pub use envelope::{mac_key, record_id, seal, unseal};
 pub use lease::RemoteLease;
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -22,9 +23,8 @@ use anyhow::{bail, Context, Result};
 
 use super::record::{BlobRef, Record};
 use super::Cache;
-use crate::encode::hex;
 use crate::spec::Workspace;
-use deadline::{budget, within, Deadline};
+use deadline::{within, Deadline};
 
 #[derive(Debug, Clone)]
 pub struct RemoteConfig {
@@ -106,6 +106,36 @@ pub trait Remote: Send + Sync {
     /// Stores `blob.size` bytes read from `src`; a reader never sees a partial blob as
     /// present.
     fn put_blob(&self, blob: &BlobRef, src: &mut dyn Read, ttl: Option<Duration>) -> RResult<()>;
+    /// Which of `blobs` the remote has, in order. Backends answer many in one round trip
+    /// (a Redis pipeline, concurrent HTTP `HEAD`s); this default asks one at a time.
+    fn has_blobs(&self, blobs: &[BlobRef]) -> RResult<Vec<bool>> {
+        blobs.iter().map(|b| self.has_blob(b)).collect()
+    }
+    /// Streams every blob of `blobs` into `sink`: the bytes of blob `i` in order (blobs
+    /// may interleave), then exactly one `end(i, found)`, unless an error ends the whole
+    /// call. Memory stays bounded whatever the sizes (backends move bounded pieces). The
+    /// caller verifies each blob against its hash.
+    fn get_blobs(&self, blobs: &[BlobRef], sink: &dyn BlobSink) -> RResult<()> {
+        for (i, blob) in blobs.iter().enumerate() {
+            let found = self.get_blob(blob, &mut SinkWriter { sink, i })?;
+            sink.end(i, found).map_err(sink_error)?;
+        }
+        Ok(())
+    }
+    /// Stores every blob of `blobs`, reading blob `i` from `open(i)`; a reader never
+    /// sees a partial blob as present. The caller writes the record only after this.
+    fn put_blobs(
+        &self,
+        blobs: &[BlobRef],
+        open: &(dyn Fn(usize) -> Result<File> + Sync),
+        ttl: Option<Duration>,
+    ) -> RResult<()> {
+        for (i, blob) in blobs.iter().enumerate() {
+            let file = open(i).map_err(RemoteError::fatal)?;
+            self.put_blob(blob, &mut file.take(blob.size), ttl)?;
+        }
+        Ok(())
+    }
     fn try_lease(&self, _id: &str, _holder: &str, _ttl: Duration) -> RResult<LeaseTry> {
         Ok(LeaseTry::Unsupported)
     }
@@ -125,6 +155,37 @@ pub fn trace_sets_id(weak: &[u8; 32]) -> String {
     h.update(b"idem-remote-trace-sets-v1");
     h.update(weak);
     h.finalize().to_hex().to_string()
+}
+
+/// Where a batched download delivers (`Remote::get_blobs`); called from the backend's
+/// threads, so it must be shareable.
+pub trait BlobSink: Sync {
+    /// The next bytes of blob `i`.
+    fn data(&self, i: usize, bytes: Vec<u8>) -> std::io::Result<()>;
+    /// Blob `i` is over: `found` when every byte was given, else the remote lacks it.
+    fn end(&self, i: usize, found: bool) -> std::io::Result<()>;
+}
+
+/// A sink failing means the local side gave up (deadline, a bad blob, a full disk).
+pub fn sink_error(e: std::io::Error) -> RemoteError {
+    RemoteError::fatal(anyhow::Error::new(e).context("the download was abandoned"))
+}
+
+/// One blob of a batch as a `Write`, for backends that stream a blob at a time.
+pub struct SinkWriter<'a> {
+    pub sink: &'a dyn BlobSink,
+    pub i: usize,
+}
+
+impl Write for SinkWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sink.data(self.i, buf.to_vec())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 const MAX_ATTEMPTS: u32 = 4;
@@ -290,33 +351,13 @@ impl Tier {
                 return None;
             }
         };
-        for blob in rec.blobs() {
-            if cache.blobs.contains(&blob) {
-                continue;
-            }
-            let got = self.call(
-                "blob download",
-                budget(self.timeout, Some(blob.size)),
-                |d| {
-                    let mut w = cache.blobs.writer().map_err(RemoteError::fatal)?;
-                    let found = deadline::get_blob(d, &self.backend, blob, &mut w)?;
-                    Ok(found.then_some(w))
-                },
-            )?;
-            let Some(w) = got else {
-                if self.verbose {
-                    eprintln!(
-                        "idem: remote record {id} is missing blob {} (expired or evicted); treating it as a miss",
-                        hex(&blob.hash)
-                    );
-                }
-                return None;
-            };
-            if let Err(e) = w.finish_checked(&blob) {
-                self.warn(format!("ignoring record {id}: {e:#}"));
-                self.refuse(&id);
-                return None;
-            }
+        let need: Vec<BlobRef> = rec
+            .blobs()
+            .into_iter()
+            .filter(|b| !cache.blobs.contains(b))
+            .collect();
+        if !self.fetch_blobs(&cache.blobs, &id, &need) {
+            return None;
         }
         match cache.db.insert_record(&rec, crate::clock::now_ns()) {
             Ok(local_id) => Some((local_id, rec)),
@@ -365,40 +406,8 @@ impl Tier {
             return;
         }
         let id = record_id(&rec.task_key, &rec.state_key);
-        for blob in rec.blobs() {
-            let Some(has) = self.call("blob check", self.timeout, |d| {
-                let b = Arc::clone(&self.backend);
-                within(d, move || b.has_blob(&blob))
-            }) else {
-                return;
-            };
-            if has {
-                continue;
-            }
-            let file = match cache.blobs.open_verified(&blob) {
-                Ok(Some(f)) => Arc::new(Mutex::new(f)),
-                Ok(None) => continue,
-                Err(e) => {
-                    self.warn(format!("not uploading record {id}: {e:#}"));
-                    return;
-                }
-            };
-            let ttl = self.record_ttl;
-            let sent = self.call("blob upload", budget(self.timeout, Some(blob.size)), |d| {
-                let (b, file) = (Arc::clone(&self.backend), Arc::clone(&file));
-                within(d, move || {
-                    // Attempts never overlap: one that timed out ends the upload.
-                    let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
-                    file.seek(SeekFrom::Start(0))
-                        .context("cannot rewind a local blob")
-                        .map_err(RemoteError::fatal)?;
-                    let mut limited = (&mut *file as &mut File).take(blob.size);
-                    b.put_blob(&blob, &mut limited, ttl)
-                })
-            });
-            if sent.is_none() {
-                return;
-            }
+        if !self.send_blobs(&cache.blobs, &id, rec.blobs()) {
+            return;
         }
         let sealed: Arc<[u8]> = seal(self.mac_key.as_ref(), &rec.encode()).into();
         let ttl = self.record_ttl;
