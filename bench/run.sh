@@ -16,7 +16,10 @@
 #   --out FILE       where the markdown table goes
 #   --idem PATH      measure this idem binary instead of building one (A/B of a patch)
 #   --only LIST      comma-separated scenario groups to run:
-#                    hit,records,tree,big,memory,concurrency,remote (default: all)
+#                    hit,records,tree,big,memory,concurrency,remote,trace (default: all)
+#
+# Environment: BENCH_LUA_CFLAGS overrides the flags of the trace group's Lua build
+# (default "-O2 -DLUA_USE_LINUX -w"; "-O0 …" under --quick).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -29,7 +32,7 @@ KEEP=0
 WORKDIR=""
 OUT=""
 IDEM=""
-ONLY="hit,records,tree,big,memory,concurrency,remote"
+ONLY="hit,records,tree,big,memory,concurrency,remote,trace"
 
 die() {
     echo "bench: error: $*" >&2
@@ -60,7 +63,7 @@ while (($#)); do
         shift
         ;;
     -h | --help)
-        sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown option '$1' (see bench/run.sh --help)" ;;
@@ -83,6 +86,7 @@ if ((QUICK)); then
     CONCURRENT=50
     REMOTE_BYTES=$((8 * MB))
     REMOTE_FILES=20
+    LUA_CFLAGS=${BENCH_LUA_CFLAGS:-"-O0 -DLUA_USE_LINUX -w"} # the figures mean nothing: build fast
     # rounds runs warmup, per class of scenario
     FAST=(1 1 0)
     MEDIUM=(1 1 0)
@@ -100,6 +104,7 @@ else
     CONCURRENT=200
     REMOTE_BYTES=$((100 * MB))
     REMOTE_FILES=1000
+    LUA_CFLAGS=${BENCH_LUA_CFLAGS:-"-O2 -DLUA_USE_LINUX -w"}
     FAST=(6 40 5)
     MEDIUM=(4 8 2)
     SLOW=(3 3 1)
@@ -553,6 +558,151 @@ NGINX
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$WORK/remote-src" "$ROUT"
+fi
+
+# ======================================================================== 8. trace
+# `idem run --trace` (docs/trace.md): (a) a cold build of Lua 5.4 (the sources of the
+# lua-src crate, fetched with cargo) with every compile wrapped in `idem run --trace`
+# against the same build unwrapped, plus the syscall stops per compile; (b) the traced
+# hit of one real compile against an untraced hit of the same command declaring the
+# same files with -f, and against an empty hit. Needs gcc, make, ar.
+if want trace; then
+    for tool in gcc make ar; do
+        command -v "$tool" >/dev/null || die "$tool is needed for the trace scenarios"
+    done
+    say "fixture: Lua 5.4 sources from the lua-src crate (cargo fetch)"
+    LF="$WORK/lua-fetch"
+    mkdir -p "$LF"
+    cat >"$LF/Cargo.toml" <<'TOML'
+[package]
+name = "idem-bench-lua-fetch"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[lib]
+path = "lib.rs"
+
+[dependencies]
+lua-src = "=547.1.0"
+TOML
+    : >"$LF/lib.rs"
+    (cd "$LF" && cargo fetch --quiet) >&2 || die "cargo fetch of lua-src failed (crates.io reachable?)"
+    lua_manifest=$(cd "$LF" && cargo metadata --format-version 1 --quiet |
+        python3 -c 'import json,sys; print(next(p["manifest_path"] for p in json.load(sys.stdin)["packages"] if p["name"] == "lua-src"))')
+    lua_dir=$(ls -d "$(dirname "$lua_manifest")"/lua-5.4.*)
+    [[ -f "$lua_dir/lvm.c" ]] || die "no Lua 5.4 sources in $lua_dir"
+    LUA="$WORK/lua"
+    mkdir -p "$LUA"
+    cp "$lua_dir"/*.c "$lua_dir"/*.h "$LUA/"
+    lua_units=$(ls "$LUA"/*.c | wc -l)
+    # The build: every .c to an object, then a static library. WRAP prefixes each compile.
+    cat >"$LUA/Makefile" <<MAKE
+CC = gcc
+CFLAGS = $LUA_CFLAGS
+WRAP =
+OBJS = \$(patsubst %.c,%.o,\$(wildcard *.c))
+liblua.a: \$(OBJS)
+	ar rcs \$@ \$(OBJS)
+%.o: %.c
+	\$(WRAP) \$(CC) \$(CFLAGS) -c \$< -o \$@
+clean:
+	rm -f \$(OBJS) liblua.a
+MAKE
+    TC="$WORK/cache-trace-build"
+    wrap="WRAP=$IDEM run --trace --cache-dir $TC --root $LUA --"
+    # Both builds must work (and the traced one must record) before they are timed.
+    make -s -C "$LUA" clean && make -s -j2 -C "$LUA" >/dev/null || die "the plain Lua build failed"
+    make -s -C "$LUA" clean
+    # -v: each compile says "traced: N syscall stops, M paths".
+    make -s -j2 -C "$LUA" "WRAP=$IDEM run -v --trace --cache-dir $TC --root $LUA --" >/dev/null 2>"$WORK/trace-build.err" ||
+        die "the traced Lua build failed: $(tail -n 5 "$WORK/trace-build.err")"
+    [[ -f "$LUA/liblua.a" ]] || die "the traced Lua build made no liblua.a"
+    read -r stops stopped_units < <(awk '/traced: [0-9]+ syscall stops/ {
+        for (i = 1; i <= NF; i++) if ($i == "syscall") { s += $(i - 1); n++ } }
+        END { printf "%d %d\n", n ? s / n : 0, n }' "$WORK/trace-build.err")
+    ((stopped_units == lua_units)) || say "warning: idem -v reported stops for $stopped_units of $lua_units compiles"
+    make -s -C "$LUA" clean
+    err=$(make -s -j2 -C "$LUA" "WRAP=$IDEM run -v --trace --cache-dir $TC --root $LUA --" 2>&1 >/dev/null) ||
+        die "the traced Lua rebuild failed: $err"
+    # Counted as "hit (" and not by line: under make -j2 two idem processes' -v lines can
+    # interleave on the shared stderr (each line takes more than one write).
+    lua_hits=$(grep -o "hit (" <<<"$err" | wc -l)
+    if ((lua_hits != lua_units)); then
+        say "warning: after make clean only $lua_hits of $lua_units objects were replayed; the misses:"
+        grep "miss" <<<"$err" >&2 || true
+    fi
+
+    say "scenario: cold Lua build, every compile under idem run --trace (vs plain make -j2)"
+    (cd "$WORK" && measure trace-build "${SLOW[*]}" \
+        traced "sh -c 'make -s -C $LUA clean && rm -rf $TC'" "make -s -j2 -C $LUA '$wrap'" \
+        plain "make -s -C $LUA clean" "make -s -j2 -C $LUA" \
+        rebuild "make -s -C $LUA clean" "make -s -j2 -C $LUA '$wrap'")
+
+    python3 "$LIB" ratio --results "$RESULTS" --id trace-build --kind ratio --max 1.5 \
+        --scenario "cold build of Lua 5.4 ($lua_units compiles, make -j2, ${LUA_CFLAGS%% *}), every compile under \`idem run --trace\`" \
+        --target "≤ 1.5" --idem traced --peer plain --peer-label "the same make -j2 unwrapped" \
+        --note "$stops syscall stops per compile (mean of $stopped_units, from idem -v); includes recording every object" \
+        "$JSON"/trace-build.*.json
+    python3 "$LIB" ratio --results "$RESULTS" --id trace-rebuild --kind info \
+        --scenario "context: traced rebuild after make clean (every object replayed)" --target "—" \
+        --idem rebuild --peer plain --peer-label "the cold make -j2 unwrapped" \
+        --note "$lua_hits of $lua_units compiles replayed before measuring" "$JSON"/trace-build.*.json
+
+    say "scenario: traced hit of one gcc compile (vs untraced hit declaring the same files, vs an empty hit)"
+    HS="$WORK/trace-hit"
+    mkdir -p "$HS"
+    cp "$LUA"/*.c "$LUA"/*.h "$HS/"
+    # shellcheck disable=SC2206 # the flags are words
+    unit=(gcc $LUA_CFLAGS -c lvm.c -o lvm.o)
+    # The tracer alone (examples/trace, a debug build: what it reports does not depend on
+    # the optimisation level) lists the compile's paths, for the untraced peer's -f.
+    if [[ -z "${TRACER:-}" ]]; then
+        (cd "$ROOT" && cargo build --quiet --example trace) >&2 || die "cargo build --example trace failed"
+        TRACER="${CARGO_TARGET_DIR:-$ROOT/target}/debug/examples/trace"
+    fi
+    THC="$WORK/cache-trace-hit" UHC="$WORK/cache-untraced-hit" EHC="$WORK/cache-empty-hit"
+    traced_hit=("$IDEM" run --trace --cache-dir "$THC" --root "$HS" -- "${unit[@]}")
+    # A traced record converges in at most two runs: the first one saw lvm.o absent.
+    for _ in 1 2 3; do
+        (cd "$HS" && "${traced_hit[@]:0:2}" -v "${traced_hit[@]:2}" 2>&1 >/dev/null) | grep -q "idem: hit" && break
+    done
+    assert_hit "$HS" --trace --cache-dir "$THC" --root "$HS" -- "${unit[@]}"
+    # The same compile's existing input files (read, probed, executed), for -f.
+    (cd "$HS" && "$TRACER" --summary "$WORK/hit-summary.txt" -- "${unit[@]}") || die "tracing lvm.c failed"
+    mapfile -t declared < <(python3 - "$WORK/hit-summary.txt" <<'PY'
+import ast, os, re, sys
+for line in open(sys.argv[1]):
+    m = re.match(r'path (".*") inputs=(0x[0-9a-f]+) writes=(0x[0-9a-f]+)$', line.strip())
+    if not m:
+        continue
+    path, inputs, writes = ast.literal_eval(m[1]), int(m[2], 16), int(m[3], 16)
+    # READ | PROBE | PROBE_NOFOLLOW | EXEC | LINK, never written, a file now (links followed)
+    if inputs & 0x67 and not writes and os.path.isfile(path):
+        print(path)
+PY
+    )
+    entries=$(grep -c '^path ' "$WORK/hit-summary.txt")
+    specs=()
+    for f in "${declared[@]}"; do specs+=(-f "$f"); done
+    untraced_hit=("$IDEM" run --cache-dir "$UHC" --root "$HS" "${specs[@]}" -o lvm.o -- "${unit[@]}")
+    (cd "$HS" && "${untraced_hit[@]}" >/dev/null 2>&1) || die "the untraced compile failed"
+    assert_hit "$HS" --cache-dir "$UHC" --root "$HS" "${specs[@]}" -o lvm.o -- "${unit[@]}"
+    "$IDEM" run --cache-dir "$EHC" -- true
+    assert_hit "$HS" --cache-dir "$EHC" -- true
+    (cd "$HS" && measure trace-hit "${FAST[*]}" \
+        traced true "${traced_hit[*]}" \
+        untraced true "${untraced_hit[*]}" \
+        empty true "$IDEM run --cache-dir $EHC -- true")
+    python3 "$LIB" ratio --results "$RESULTS" --id trace-hit --kind ratio --max 1.3 \
+        --scenario "traced hit, one gcc compile (lvm.c: $entries traced paths)" --target "≤ 1.3" \
+        --idem traced --peer untraced --peer-label "untraced hit, the ${#declared[@]} existing files as -f" \
+        --note "both restore lvm.o; the untraced hit cannot declare the absent paths the traced one checks" \
+        "$JSON"/trace-hit.*.json
+    python3 "$LIB" ratio --results "$RESULTS" --id trace-hit-empty --kind overhead --max 2.0 \
+        --scenario "same traced hit over an empty hit" --target "≤ +2 ms" \
+        --idem traced --peer empty --peer-label "idem run -- true" "$JSON"/trace-hit.*.json
+    rm -rf "$LUA" "$HS" "$TC" "$THC" "$UHC" "$EHC"
 fi
 
 # -------------------------------------------------------------------------- report

@@ -28,4 +28,5 @@ mod trace;
 mod trace_engine;
 mod trace_process;
 mod trace_support;
+mod traced;
 mod url;

@@ -162,36 +162,6 @@ fn ptrace_refused_is_a_distinct_error() {
     );
 }
 
-fn deny_ptrace() -> std::io::Result<()> {
-    #[repr(C)]
-    struct Insn(u16, u8, u8, u32);
-    #[repr(C)]
-    struct Prog(u16, *const Insn);
-    #[cfg(target_arch = "x86_64")]
-    const ARCH: u32 = 0xC000_003E;
-    #[cfg(target_arch = "aarch64")]
-    const ARCH: u32 = 0xC000_00B7;
-    let filter = [
-        Insn(0x20, 0, 0, 4),                                // ld arch
-        Insn(0x15, 1, 0, ARCH),                             // native?
-        Insn(0x06, 0, 0, 0x7fff_0000),                      // allow
-        Insn(0x20, 0, 0, 0),                                // ld nr
-        Insn(0x15, 0, 1, libc::SYS_ptrace as u32),          // ptrace?
-        Insn(0x06, 0, 0, 0x0005_0000 | libc::EPERM as u32), // errno EPERM
-        Insn(0x06, 0, 0, 0x7fff_0000),                      // allow
-    ];
-    let prog = Prog(filter.len() as u16, filter.as_ptr());
-    // SAFETY: a valid filter program for seccomp(SECCOMP_SET_MODE_FILTER).
-    unsafe {
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-            || libc::syscall(libc::SYS_seccomp, 1, 0, &prog as *const Prog) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 #[test]
 #[ignore = "helper: run by ptrace_refused_is_a_distinct_error under a seccomp policy"]
 fn ptrace_refused_child() {
