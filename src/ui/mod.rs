@@ -10,12 +10,23 @@ use std::fmt::Display;
 /// A problem idem routed around (cache fault, unreadable input): the command's result
 /// is unchanged. One line on stderr.
 pub fn warn(msg: impl Display) {
-    eprintln!("idem: warning: {msg}");
+    line(format_args!("idem: warning: {msg}\n"));
 }
 
 /// A line idem prints on its own behalf (`-v` notes, refusals): `idem: <msg>`.
 pub fn note(msg: impl Display) {
-    eprintln!("idem: {msg}");
+    line(format_args!("idem: {msg}\n"));
+}
+
+/// One line in one `write`: `eprintln!` writes each piece of its format separately on
+/// the unbuffered stderr, so two idem processes sharing a terminal or pipe (`make -j`)
+/// interleaved mid-line (`idem: idem: hit (…)hit (…)`). A pipe write of up to 4 KiB is
+/// atomic.
+fn line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let text = std::fmt::format(args);
+    // Nowhere to report a failed write to stderr.
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
 }
 
 /// `s` with every control character (C0, DEL, C1) written as a visible escape, so a

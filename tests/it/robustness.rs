@@ -586,3 +586,49 @@ fn a_deleted_working_directory_runs_the_command_uncached() {
     }
     assert_eq!(ws.count("count"), 2, "ran both times, uncached");
 }
+
+#[test]
+fn each_line_idem_prints_is_one_write() {
+    // Two idem processes under `make -j` share stderr: a line written in pieces
+    // interleaves with the other's (`idem: idem: hit (…)hit (…)`). strace shows
+    // every write(2) to fd 2; each must be whole lines.
+    let Some(strace) = crate::common::require_binary("strace") else {
+        return;
+    };
+    let ws = Ws::new();
+    ws.write("in", "x");
+    let log = ws.path("strace.log");
+    let mut c = std::process::Command::new(strace);
+    c.args([
+        "-f",
+        "-e",
+        "trace=write",
+        "-e",
+        "write=2",
+        "-s",
+        "300",
+        "-o",
+    ])
+    .arg(&log)
+    .arg(crate::common::idem_bin())
+    .args(["run", "-v", "-f", "in", "-f", "missing", "--", "true"])
+    .current_dir(ws.root())
+    .env("IDEM_CACHE_DIR", &ws.cache)
+    .stdin(Stdio::null());
+    let out = c.output().expect("strace");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("idem: warning:") && err.contains("idem: miss"),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    let writes: Vec<&str> = log.lines().filter(|l| l.contains("write(2, \"")).collect();
+    assert!(writes.len() >= 2, "{log}");
+    for w in writes {
+        assert!(
+            w.contains("\"idem: ") && w.contains("\\n\""),
+            "a partial line: {w}"
+        );
+    }
+}
