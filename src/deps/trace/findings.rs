@@ -58,6 +58,7 @@ pub fn findings_reusing(log: &TraceLog, opts: &TraceOpts, known: &[Entry]) -> Re
             continue;
         }
         if u.is_written() {
+            through_link(path, u, opts, &mut out);
             let present = state::stat(path, false).is_ok();
             let temporary = !present && created_by_run(u);
             if inside {
@@ -101,8 +102,40 @@ pub fn findings_reusing(log: &TraceLog, opts: &TraceOpts, known: &[Entry]) -> Re
     }
     out.entries.sort_by(|a, b| a.dep.cmp(&b.dep));
     out.outputs.sort();
+    out.outputs.dedup();
     out.side_effects.sort();
+    out.side_effects.dedup();
     Ok(out)
+}
+
+/// Writes that follow a final symlink (open without `O_NOFOLLOW`, truncate, utime).
+const FOLLOWING_WRITES: Writes =
+    Writes(Writes::CREATED.0 | Writes::TRUNCATED.0 | Writes::MODIFIED.0 | Writes::METADATA.0);
+
+/// A write through a symlink lands on its target, which the tracer never named: inside
+/// the workspace it is an output too (else a hit would restore the link and not the
+/// file), outside it is a side effect. The link itself stays what the command named.
+fn through_link(path: &Path, u: &PathUse, opts: &TraceOpts, out: &mut Findings) {
+    if u.writes.0 & FOLLOWING_WRITES.0 == 0
+        || !std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+    {
+        return;
+    }
+    let Ok(real) = std::fs::canonicalize(path) else {
+        return; // dangling now: nothing was left behind it
+    };
+    let key = opts.ws.key_of(&real);
+    let inside = !key.starts_with(b"/") && !key.split(|&b| b == b'/').any(|c| c == b"..");
+    if opts.ignore.is_match(&real)
+        || (inside && opts.ignore.is_match(Path::new(OsStr::from_bytes(&key))))
+    {
+        return;
+    }
+    if inside {
+        out.outputs.push(key);
+    } else if !out.side_effects.contains(&real) {
+        out.side_effects.push(real);
+    }
 }
 
 fn push_once(v: &mut Vec<String>, s: String) {

@@ -485,3 +485,27 @@ fn deleting_a_file_that_existed_before_the_run_is_unrecordable() {
         f.unrecordable
     );
 }
+
+#[test]
+fn a_write_through_a_symlink_makes_its_target_an_output_or_a_side_effect() {
+    // The tracer names the link; the bytes land on its target, which a hit must restore
+    // (inside the workspace) or at least list (outside it).
+    let (_d, ws) = workspace();
+    let r = &ws.root;
+    let outside = tempfile::tempdir().unwrap();
+    let out = outside.path().canonicalize().unwrap();
+    write(&r.join("real.txt"), "new");
+    std::os::unix::fs::symlink("real.txt", r.join("alias")).unwrap();
+    write(&out.join("far"), "new");
+    std::os::unix::fs::symlink(out.join("far"), r.join("esc")).unwrap();
+    let mut log = TraceLog::default();
+    wrote(&mut log, &r.join("alias"), Writes::TRUNCATED);
+    wrote(&mut log, &r.join("esc"), Writes::CREATED);
+    let f = run(&log, &ws, started_now());
+    assert!(f.unrecordable.is_empty(), "{:?}", f.unrecordable);
+    assert_eq!(
+        f.outputs,
+        vec![b"alias".to_vec(), b"esc".to_vec(), b"real.txt".to_vec()]
+    );
+    assert_eq!(f.side_effects, vec![out.join("far")]);
+}
