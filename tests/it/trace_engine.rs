@@ -327,7 +327,7 @@ fn refused_ptrace_warns_runs_and_does_not_record() {
     ]);
     // SAFETY: prctl and seccomp are async-signal-safe syscalls on a prepared program.
     unsafe {
-        c.pre_exec(deny_ptrace);
+        c.pre_exec(crate::trace_support::deny_ptrace);
     }
     let o = c.output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -350,42 +350,12 @@ fn refused_ptrace_warns_runs_and_does_not_record() {
     ]);
     // SAFETY: as above.
     unsafe {
-        c.pre_exec(deny_ptrace);
+        c.pre_exec(crate::trace_support::deny_ptrace);
     }
     let o = c.output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("nothing was checked"), "{}", stderr(&o));
     assert_eq!(record_count(&ws), 1);
-}
-
-fn deny_ptrace() -> std::io::Result<()> {
-    #[repr(C)]
-    struct Insn(u16, u8, u8, u32);
-    #[repr(C)]
-    struct Prog(u16, *const Insn);
-    #[cfg(target_arch = "x86_64")]
-    const ARCH: u32 = 0xC000_003E;
-    #[cfg(target_arch = "aarch64")]
-    const ARCH: u32 = 0xC000_00B7;
-    let filter = [
-        Insn(0x20, 0, 0, 4),                                // ld arch
-        Insn(0x15, 1, 0, ARCH),                             // native?
-        Insn(0x06, 0, 0, 0x7fff_0000),                      // allow
-        Insn(0x20, 0, 0, 0),                                // ld nr
-        Insn(0x15, 0, 1, libc::SYS_ptrace as u32),          // ptrace?
-        Insn(0x06, 0, 0, 0x0005_0000 | libc::EPERM as u32), // errno EPERM
-        Insn(0x06, 0, 0, 0x7fff_0000),                      // allow
-    ];
-    let prog = Prog(filter.len() as u16, filter.as_ptr());
-    // SAFETY: a valid filter program for seccomp(SECCOMP_SET_MODE_FILTER).
-    unsafe {
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-            || libc::syscall(libc::SYS_seccomp, 1, 0, &prog as *const Prog) != 0
-        {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
 }
 
 /// A traced record and its dependency set travel through a remote: a second machine

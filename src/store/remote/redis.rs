@@ -8,13 +8,16 @@ use std::io::{Read, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
-use redis::cluster::{ClusterClient, ClusterConnection};
-use redis::{ConnectionLike, FromRedisValue, RedisError, RedisResult};
+use anyhow::{anyhow, Context, Result};
+use redis::cluster::ClusterClient;
+use redis::{ConnectionLike, RedisError, RedisResult};
 
 use super::{sink_error, BlobSink, LeaseTry, RResult, Remote, RemoteError, MAX_RECORD};
 use crate::encode::hex;
 use crate::store::record::BlobRef;
+
+mod conn;
+use conn::{classify, cluster_nodes, connect_blocking, private_ca, Conn, Target};
 
 /// Blobs are split into values of at most this size (Redis handles big values badly).
 pub const CHUNK: u64 = 4 << 20;
@@ -74,48 +77,6 @@ fn printable(holder: &[u8]) -> String {
         .collect()
 }
 
-#[derive(Clone)]
-enum Target {
-    Single(redis::Client),
-    Cluster(ClusterClient),
-}
-
-enum Conn {
-    Single(redis::Connection),
-    Cluster(Box<ClusterConnection>),
-}
-
-impl Conn {
-    fn as_dyn(&mut self) -> &mut dyn ConnectionLike {
-        match self {
-            Conn::Single(c) => c,
-            Conn::Cluster(c) => c.as_mut(),
-        }
-    }
-
-    /// Sends `cmds` in one round trip and returns their replies in order. A cluster
-    /// splits the pipeline by node; each node gets its share in order, so the chunks of
-    /// one blob (one hash tag, one node) keep their order.
-    fn pipeline<T: FromRedisValue>(&mut self, cmds: Vec<redis::Cmd>) -> RedisResult<Vec<T>> {
-        match self {
-            Conn::Single(c) => {
-                let mut p = redis::pipe();
-                for cmd in cmds {
-                    p.add_command(cmd);
-                }
-                p.query(c)
-            }
-            Conn::Cluster(c) => {
-                let mut p = redis::cluster::cluster_pipe();
-                for cmd in cmds {
-                    p.add_command(cmd);
-                }
-                p.query(c.as_mut())
-            }
-        }
-    }
-}
-
 /// A pipeline carries at most this many bytes of blob data (and `BATCH_CMDS` commands):
 /// many small blobs go in one round trip, a large one in a few chunks per round trip,
 /// and memory stays bounded whatever the record holds. Small enough that the first
@@ -131,61 +92,6 @@ pub struct RedisRemote {
     main: Mutex<Option<Conn>>,
     /// Leases, on their own connection so a long upload never delays a heartbeat.
     lease: Mutex<Option<Conn>>,
-}
-
-/// `redis+cluster://[user:pass@]h1:p1,h2:p2` → one `redis://` URL per node.
-fn cluster_nodes(url: &str) -> Result<Vec<String>> {
-    let (scheme, rest) = url.split_once("://").context("missing ://")?;
-    let node_scheme = if scheme.eq_ignore_ascii_case("rediss+cluster") {
-        "rediss"
-    } else {
-        "redis"
-    };
-    let rest = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let (userinfo, hosts) = match rest.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, rest),
-    };
-    let mut nodes = Vec::new();
-    for hp in hosts.split(',').filter(|s| !s.is_empty()) {
-        let (host, port) = hp
-            .rsplit_once(':')
-            .with_context(|| format!("node '{hp}' needs host:port"))?;
-        if host.is_empty() || port.parse::<u16>().is_err() {
-            bail!("node '{hp}' needs host:port");
-        }
-        nodes.push(match userinfo {
-            Some(u) => format!("{node_scheme}://{u}@{hp}"),
-            None => format!("{node_scheme}://{hp}"),
-        });
-    }
-    if nodes.is_empty() {
-        bail!("no cluster nodes: list them as redis+cluster://host1:port,host2:port");
-    }
-    Ok(nodes)
-}
-
-/// Whether retrying might help: network trouble and cluster reconfiguration do, a
-/// refused password or a wrong type does not.
-fn classify(what: &str, e: RedisError) -> RemoteError {
-    let transient = e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_refusal()
-        || e.is_connection_dropped()
-        || e.is_cluster_error()
-        || matches!(
-            e.kind(),
-            redis::ErrorKind::BusyLoadingError
-                | redis::ErrorKind::TryAgain
-                | redis::ErrorKind::ClusterDown
-                | redis::ErrorKind::MasterDown
-        );
-    let err = anyhow!("{what}: {e}");
-    if transient {
-        RemoteError::transient(err)
-    } else {
-        RemoteError::fatal(err)
-    }
 }
 
 impl RedisRemote {
@@ -273,41 +179,6 @@ impl RedisRemote {
             _ => *guard = Some(conn),
         }
         res.map_err(|e| classify(what, e))
-    }
-}
-
-/// `IDEM_REMOTE_CA`: a PEM file of the CA that signed a `rediss://` server's certificate,
-/// for servers with a private CA (public CAs are trusted without it).
-fn private_ca() -> Result<Option<redis::TlsCertificates>> {
-    let Some(path) = std::env::var_os("IDEM_REMOTE_CA").filter(|p| !p.is_empty()) else {
-        return Ok(None);
-    };
-    let pem = std::fs::read(&path).with_context(|| {
-        format!(
-            "cannot read IDEM_REMOTE_CA {}",
-            std::path::Path::new(&path).display()
-        )
-    })?;
-    Ok(Some(redis::TlsCertificates {
-        client_tls: None,
-        root_cert: Some(pem),
-    }))
-}
-
-fn connect_blocking(target: &Target, timeout: Duration) -> RedisResult<Conn> {
-    match target {
-        Target::Single(c) => {
-            let conn = c.get_connection_with_timeout(timeout)?;
-            conn.set_read_timeout(Some(timeout))?;
-            conn.set_write_timeout(Some(timeout))?;
-            Ok(Conn::Single(conn))
-        }
-        Target::Cluster(c) => {
-            let conn = c.get_connection()?;
-            conn.set_read_timeout(Some(timeout))?;
-            conn.set_write_timeout(Some(timeout))?;
-            Ok(Conn::Cluster(Box::new(conn)))
-        }
     }
 }
 
@@ -621,20 +492,6 @@ mod tests {
         let slot = |k: &str| redis::cluster_routing::get_slot(k.as_bytes());
         assert_eq!(slot(&record_key(&id)), slot(&lease_key(&id)));
         assert_eq!(slot(&blob_key(&id, 0)), slot(&blob_key(&id, 3)));
-    }
-
-    #[test]
-    fn cluster_urls() {
-        assert_eq!(
-            cluster_nodes("redis+cluster://:pw@a:1,b:2/").unwrap(),
-            vec!["redis://:pw@a:1", "redis://:pw@b:2"]
-        );
-        assert_eq!(
-            cluster_nodes("rediss+cluster://a:1").unwrap(),
-            vec!["rediss://a:1"]
-        );
-        assert!(cluster_nodes("redis+cluster://a").is_err());
-        assert!(cluster_nodes("redis+cluster://").is_err());
     }
 
     #[test]

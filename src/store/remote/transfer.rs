@@ -15,6 +15,37 @@ use crate::encode::hex;
 use crate::store::blobs::{BlobStore, BlobWriter};
 use crate::store::record::BlobRef;
 
+/// Where a batched download delivers (`Remote::get_blobs`); called from the backend's
+/// threads, so it must be shareable.
+pub trait BlobSink: Sync {
+    /// The next bytes of blob `i`.
+    fn data(&self, i: usize, bytes: Vec<u8>) -> std::io::Result<()>;
+    /// Blob `i` is over: `found` when every byte was given, else the remote lacks it.
+    fn end(&self, i: usize, found: bool) -> std::io::Result<()>;
+}
+
+/// A sink failing means the local side gave up (deadline, a bad blob, a full disk).
+pub fn sink_error(e: std::io::Error) -> RemoteError {
+    RemoteError::fatal(anyhow::Error::new(e).context("the download was abandoned"))
+}
+
+/// One blob of a batch as a `Write`, for backends that stream a blob at a time.
+pub struct SinkWriter<'a> {
+    pub sink: &'a dyn BlobSink,
+    pub i: usize,
+}
+
+impl Write for SinkWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sink.data(self.i, buf.to_vec())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// How a batched download ended (faults of the remote itself are `call`'s business).
 enum Fetch {
     All,
