@@ -164,29 +164,36 @@ fn sets_file(t: &Traced) -> Vec<u8> {
 }
 
 #[test]
-fn a_hit_that_had_to_rehash_a_racy_input_stores_its_fingerprint_once() {
-    // in.txt is written just before the recording: its fingerprint is racy, so the first
-    // hit must hash it; it then stores the fingerprint, and later hits trust it.
+fn a_hit_that_had_to_rehash_an_input_stores_its_fingerprint_once() {
+    // After the recording, in.txt's mtime moves (its content does not): whatever the
+    // recorded fingerprint was (racy or not depends on how fast the recording ran), it
+    // no longer matches, so the first hit must hash the file; it then stores the new
+    // fingerprint, and later hits trust it.
+    use std::os::unix::fs::MetadataExt;
     let t = Traced::new();
     t.ws.write("in.txt", "one\n");
     assert_miss(&t.run(&[], BUILD));
     let recorded = sets_file(&t);
-    // Not synchronisation: the racy window is defined by the clock, so let it pass.
-    let changed = std::fs::metadata(t.ws.path("in.txt"))
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(t.ws.path("in.txt"))
         .unwrap()
-        .modified()
+        .set_modified(hour_ago)
         .unwrap();
-    while changed
-        .elapsed()
-        .map_or(true, |e| e < std::time::Duration::from_millis(300))
-    {
+    // Not synchronisation: moving the mtime set the ctime to now, and a fingerprint
+    // observed within the racy window (100 ms) of it is never stored; let it pass.
+    let md = std::fs::metadata(t.ws.path("in.txt")).unwrap();
+    let ctime =
+        std::time::UNIX_EPOCH + std::time::Duration::new(md.ctime() as u64, md.ctime_nsec() as u32);
+    while std::time::SystemTime::now() < ctime + std::time::Duration::from_millis(300) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_hit(&t.run(&[], BUILD));
     let refreshed = sets_file(&t);
     assert_ne!(
         recorded, refreshed,
-        "the first hit stored the trusted fingerprint"
+        "the first hit stored the fingerprint it had to verify"
     );
     assert_hit(&t.run(&[], BUILD));
     assert_eq!(
