@@ -70,29 +70,44 @@ pub struct Redis {
 }
 
 impl Redis {
-    fn spawn_node(dir: &Path, port: u16, extra: &[String]) -> Proc {
-        let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(port.to_string())
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir)
-            .args(extra);
-        let p = Proc::spawn(&mut cmd, dir.join(format!("redis-{port}.log")));
-        wait_until(
-            Duration::from_secs(20),
-            "redis-server to answer PING",
-            || resp(port, &["PING"]).is_some_and(|r| r.starts_with("+PONG")),
-        );
-        p
+    /// Starts a node on a free port and waits until *that process* answers. A free port
+    /// can be taken between `free_port` and the bind (or, in a cluster, its bus port
+    /// +10000 can be busy): the server then exits, and the node is retried on another
+    /// port instead of waiting for a PING that will never come.
+    fn spawn_node(dir: &Path, extra: impl Fn(u16) -> Vec<String>) -> (Proc, u16) {
+        for _ in 0..5 {
+            let port = free_port();
+            let mut cmd = Command::new("redis-server");
+            cmd.arg("--port")
+                .arg(port.to_string())
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir)
+                .args(extra(port));
+            let mut p = Proc::spawn(&mut cmd, dir.join(format!("redis-{port}.log")));
+            let pid = format!("process_id:{}\r\n", p.pid());
+            let mut exited = false;
+            wait_until(
+                Duration::from_secs(20),
+                "redis-server to answer on its port",
+                || {
+                    exited = p.child.try_wait().ok().flatten().is_some();
+                    exited || resp(port, &["INFO", "server"]).is_some_and(|r| r.contains(&pid))
+                },
+            );
+            if !exited {
+                return (p, port);
+            }
+            eprintln!("redis-server on {port} exited, retrying: {}", p.log());
+        }
+        panic!("redis-server failed to start on five free ports");
     }
 
     /// A single redis-server; `None` (test skipped) when it is not installed.
     pub fn start() -> Option<Redis> {
         require_binary("redis-server")?;
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let p = Self::spawn_node(dir.path(), port, &[]);
+        let (p, port) = Self::spawn_node(dir.path(), |_| Vec::new());
         Some(Redis {
             procs: vec![p],
             ports: vec![port],
@@ -108,17 +123,18 @@ impl Redis {
         let mut procs = Vec::new();
         let mut ports = Vec::new();
         for _ in 0..3 {
-            let port = free_port();
-            let conf = dir.path().join(format!("nodes-{port}.conf"));
-            let extra = vec![
-                "--cluster-enabled".to_string(),
-                "yes".to_string(),
-                "--cluster-config-file".to_string(),
-                conf.display().to_string(),
-                "--cluster-node-timeout".to_string(),
-                "5000".to_string(),
-            ];
-            procs.push(Self::spawn_node(dir.path(), port, &extra));
+            let (p, port) = Self::spawn_node(dir.path(), |port| {
+                let conf = dir.path().join(format!("nodes-{port}.conf"));
+                vec![
+                    "--cluster-enabled".to_string(),
+                    "yes".to_string(),
+                    "--cluster-config-file".to_string(),
+                    conf.display().to_string(),
+                    "--cluster-node-timeout".to_string(),
+                    "5000".to_string(),
+                ]
+            });
+            procs.push(p);
             ports.push(port);
         }
         let mut create = Command::new("redis-cli");
