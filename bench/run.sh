@@ -16,7 +16,8 @@
 #   --out FILE       where the markdown table goes
 #   --idem PATH      measure this idem binary instead of building one (A/B of a patch)
 #   --only LIST      comma-separated scenario groups to run:
-#                    hit,records,tree,big,memory,concurrency,remote,trace (default: all)
+#                    hit,records,tree,big,memory,concurrency,remote,trace (default: all);
+#                    a full-mode partial run writes bench/results/only.md
 #
 # Environment: BENCH_LUA_CFLAGS overrides the flags of the trace group's Lua build
 # (default "-O2 -DLUA_USE_LINUX -w"; "-O0 …" under --quick).
@@ -32,7 +33,8 @@ KEEP=0
 WORKDIR=""
 OUT=""
 IDEM=""
-ONLY="hit,records,tree,big,memory,concurrency,remote,trace"
+ALL_GROUPS="hit,records,tree,big,memory,concurrency,remote,trace"
+ONLY=$ALL_GROUPS
 
 die() {
     echo "bench: error: $*" >&2
@@ -63,7 +65,7 @@ while (($#)); do
         shift
         ;;
     -h | --help)
-        sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *) die "unknown option '$1' (see bench/run.sh --help)" ;;
@@ -109,7 +111,12 @@ else
     MEDIUM=(4 8 2)
     SLOW=(3 3 1)
     MEM_RUNS=3
-    OUT=${OUT:-$ROOT/bench/results/latest.md}
+    # A partial run must not replace the committed full results.
+    if [[ "$ONLY" != "$ALL_GROUPS" ]]; then
+        OUT=${OUT:-$ROOT/bench/results/only.md}
+    else
+        OUT=${OUT:-$ROOT/bench/results/latest.md}
+    fi
 fi
 
 # ------------------------------------------------------------------------------- tools

@@ -17,6 +17,8 @@ pub mod exec;
 pub mod exit;
 pub mod host;
 pub mod lease;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+mod libm_shim;
 pub mod outputs;
 pub mod plan;
 pub mod spec;

@@ -7,6 +7,7 @@
 
 mod agreement;
 mod big_inputs;
+mod binary;
 mod cache_dir;
 mod commands;
 mod common;
