@@ -136,7 +136,13 @@ impl Runner {
         let mut replayable = true;
         match &verdict {
             Verdict::Hit { id, record, tier } => match self.replay(*id, record, *tier)? {
-                Replayed::Exit(code) => return Ok(code),
+                Replayed::Exit(code) => {
+                    // The process exits with this code next: freeing the snapshot's
+                    // per-file states one by one (20,000 allocations on a 10,000-file
+                    // hit, ~8 % of its instructions) would buy nothing.
+                    std::mem::forget(snap);
+                    return Ok(code);
+                }
                 Replayed::Failed => replayable = false,
             },
             Verdict::Unreplayable { id, reason } => {
