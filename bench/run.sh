@@ -351,6 +351,16 @@ if want big; then
     python3 "$LIB" ratio --results "$RESULTS" --id bigdep --kind ratio --max 1.2 \
         --scenario "one $((BIG_BYTES / MB)) MB file dependency, cold" --target "≤ 1.2" \
         --idem idem --peer "$(have b3sum && echo b3sum)" --peer-label "b3sum FILE" "$JSON"/bigdep.*.json
+
+    # The other method: the stat cache is there, but the file was touched, so
+    # its fingerprint no longer matches and the content is hashed again.
+    say "scenario: one big file dependency, touched (vs b3sum)"
+    specs=(idem "touch $BIG" "$IDEM run --cache-dir $C -f $BIG -- true")
+    have b3sum && specs+=(b3sum true "b3sum $BIG")
+    (cd "$WORK" && measure bigtouch "${SLOW[*]}" "${specs[@]}")
+    python3 "$LIB" ratio --results "$RESULTS" --id bigtouch --kind ratio --max 1.2 \
+        --scenario "one $((BIG_BYTES / MB)) MB file dependency, touched" --target "≤ 1.2" \
+        --idem idem --peer "$(have b3sum && echo b3sum)" --peer-label "b3sum FILE" "$JSON"/bigtouch.*.json
     rm -rf "$C"
 
     say "scenario: miss capturing $((BIG_BYTES / MB)) MB of stdout (vs cat)"
