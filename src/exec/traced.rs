@@ -5,7 +5,8 @@
 use std::fs::File;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -16,6 +17,9 @@ use super::{
 };
 use crate::store::blobs::BlobStore;
 use crate::trace::{self, TraceCommand, TraceError, TraceOptions, Tracer};
+
+/// How long processes may outlive the command before idem says why it still waits.
+const ORPHANS_NOTE_AFTER: Duration = Duration::from_secs(1);
 
 pub enum Traced {
     /// The command ran (traced, or the tracer failed while it ran: see `Outcome::trace`).
@@ -79,7 +83,26 @@ pub fn run(
     };
     let pid = tracer.pid();
     register_child(pid as u32);
+    // A process the command left running (a daemon) is traced until it exits, and idem
+    // waits with it (a seccomp filter cannot be taken off to let it go): say so, rather
+    // than hang silently, once it has outlived the command by a moment.
+    let (orphans_tx, orphans_rx) = mpsc::channel::<()>();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let mut tracer = tracer;
+    tracer.on_orphans(move || {
+        let _ = orphans_tx.send(());
+    });
     let (tee, traced) = std::thread::scope(|s| {
+        s.spawn(move || {
+            if orphans_rx.recv().is_ok()
+                && done_rx.recv_timeout(ORPHANS_NOTE_AFTER) == Err(RecvTimeoutError::Timeout)
+            {
+                crate::ui::note(
+                    "the command exited, but processes it started are still running: \
+                     --trace follows them until they exit (docs/trace.md)",
+                );
+            }
+        });
         let tee = s.spawn(|| {
             tee_streams(
                 pid as u32,
@@ -90,6 +113,7 @@ pub fn run(
             )
         });
         let traced = tracer.run();
+        drop(done_tx);
         if matches!(traced, Err(TraceError::Failed(_))) {
             // Whatever is left of the tree would keep the tee waiting on its pipes.
             // SAFETY: a signal to our own child.

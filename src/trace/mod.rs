@@ -115,6 +115,12 @@ impl Tracer {
         })
     }
 
+    /// `f` runs (on the tracing thread, once) if the root exits while processes it
+    /// started are still running: they are traced until they exit too.
+    pub fn on_orphans(&mut self, f: impl FnOnce() + Send + 'static) {
+        self.tracer.on_orphans = Some(Box::new(f));
+    }
+
     /// The root process's pid: where idem forwards the signals it receives.
     pub fn pid(&self) -> i32 {
         self.root

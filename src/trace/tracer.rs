@@ -44,6 +44,8 @@ pub struct Loop {
     /// No syscall stop has been decoded yet (the first one tells whether the kernel
     /// supports PTRACE_GET_SYSCALL_INFO, before the command has run anything).
     first_stop: bool,
+    /// Called once when the root exits while processes it started are still traced.
+    pub on_orphans: Option<Box<dyn FnOnce() + Send>>,
 }
 
 fn syscall_info(tid: i32) -> Option<SyscallInfo> {
@@ -112,6 +114,7 @@ impl Loop {
             threads,
             root_exit: None,
             first_stop: true,
+            on_orphans: None,
         }
     }
 
@@ -150,6 +153,11 @@ impl Loop {
                             core_dumped: libc::WCOREDUMP(status),
                         }
                     });
+                    if !self.threads.is_empty() {
+                        if let Some(f) = self.on_orphans.take() {
+                            f();
+                        }
+                    }
                 }
                 continue;
             }

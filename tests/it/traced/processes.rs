@@ -162,3 +162,55 @@ fn an_executed_helper_script_edited() {
         "helper v2\n",
     );
 }
+
+/// A process the command leaves running is traced until it exits: idem says so instead
+/// of waiting silently, and what it reads after the command exited is still an input.
+#[test]
+fn a_process_outliving_the_command_is_followed_and_said_so() {
+    use std::io::{BufRead, BufReader};
+    let ws = Ws::new();
+    ws.write("late.txt", "v1\n");
+    // The survivor polls for `stop` (its own loop, not the test's synchronisation), then
+    // reads late.txt; its output goes nowhere, so only tracing keeps idem waiting.
+    let script = "(while [ ! -e stop ]; do sleep 0.02; done; cat late.txt) >/dev/null 2>&1 & \
+                  echo started";
+    let mut child = ws
+        .idem(&["run", "--trace", "-v", "--", "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn idem");
+    // A bound on a broken run, not synchronisation: without the note the loop below
+    // would wait forever, so after a minute the survivor is let go and the test fails.
+    let (done, bound) = std::sync::mpsc::channel::<()>();
+    let stop = ws.path("stop");
+    let guard = std::thread::spawn(move || {
+        let waited = bound.recv_timeout(std::time::Duration::from_secs(60));
+        if waited == Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+            let _ = std::fs::write(stop, "");
+        }
+    });
+    let mut err = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = err.read_line(&mut line).expect("read idem's stderr");
+        assert!(n > 0, "idem ended without the note; stderr:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("processes it started are still running") {
+            break;
+        }
+    }
+    drop(done);
+    guard.join().unwrap();
+    ws.write("stop", "");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut err, &mut rest).expect("read idem's stderr");
+    let o = child.wait_with_output().expect("wait for idem");
+    assert!(o.status.success(), "{seen}{rest}");
+    assert_eq!(stdout(&o), "started\n");
+    // With `stop` there from the start, the survivor reads late.txt at once, perhaps
+    // after the command exited: still an input of the record.
+    let cmd = ["--", "sh", "-c", script];
+    miss_hit_edit_miss(&ws, &cmd, ("late.txt", "v2\n"), "started\n", "started\n");
+}
