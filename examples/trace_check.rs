@@ -38,7 +38,7 @@ fn opts<'a>(ws: &'a Workspace, ignore: &'a globset::GlobSet) -> TraceOpts<'a> {
     TraceOpts {
         ws,
         ignore,
-        started_ns: idem::deps::trace::run_start_ns(),
+        started_ns: idem::deps::trace::run_start_ns(&ws.root.join(".clock")),
     }
 }
 
@@ -72,7 +72,7 @@ fn gcc_set(ws: &Workspace) -> Option<Vec<Entry>> {
     for _ in 0..2 {
         let mut cmd = idem::trace::TraceCommand::new(&gcc, argv.clone());
         cmd.cwd = Some(r.clone());
-        let started = idem::deps::trace::run_start_ns();
+        let started = idem::deps::trace::run_start_ns(&r.join(".clock"));
         let traced = idem::trace::trace(cmd, &idem::trace::TraceOptions::default()).ok()?;
         let ignore = globset::GlobSet::empty();
         let mut o = opts(ws, &ignore);

@@ -10,7 +10,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
@@ -91,10 +91,25 @@ pub struct TraceOpts<'a> {
     pub started_ns: i64,
 }
 
-/// The clock file timestamps come from (`CLOCK_REALTIME_COARSE`): a file written after
-/// this was read carries a timestamp at or after it. `SystemTime::now()` runs up to a
-/// tick ahead of file timestamps, so a write just after the start could look older.
-pub fn run_start_ns() -> i64 {
+/// The run's start as file timestamps will see it: every file changed before it carries
+/// an older timestamp, every file changed after it one at or after it.
+///
+/// File timestamps come from the coarse clock (`CLOCK_REALTIME_COARSE`, up to a tick or
+/// more behind `SystemTime::now()`), so a write just after a fine start could look older.
+/// But since Linux 6.13 ("multigrain" timestamps: ext4, xfs, btrfs, tmpfs) a file whose
+/// times were read since its last change gets a *fine* timestamp on its next change,
+/// ahead of the coarse clock: a header a build step wrote 5 ms before the traced step
+/// started looked changed during the run, and the step was never recorded. The kernel
+/// keeps every later timestamp at or above the newest fine one it handed out, so the
+/// start is taken from `marker` touched twice with its times read before each touch
+/// (the second touch gets a fine timestamp newer than every earlier one); the coarse
+/// clock is the floor, and the answer when the marker cannot be written.
+pub fn run_start_ns(marker: &Path) -> i64 {
+    let coarse = coarse_now_ns();
+    fine_file_stamp_ns(marker).map_or(coarse, |fine| fine.max(coarse))
+}
+
+fn coarse_now_ns() -> i64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -107,6 +122,32 @@ pub fn run_start_ns() -> i64 {
     ts.tv_sec
         .saturating_mul(1_000_000_000)
         .saturating_add(ts.tv_nsec)
+}
+
+/// A timestamp the filesystem hands out now (see [`run_start_ns`]).
+fn fine_file_stamp_ns(marker: &Path) -> Option<i64> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(marker)
+        .ok()?;
+    for _ in 0..2 {
+        f.metadata().ok()?;
+        // SAFETY: a null `times` sets both times of our own open file to now.
+        if unsafe { libc::futimens(f.as_raw_fd(), std::ptr::null()) } != 0 {
+            return None;
+        }
+    }
+    let md = f.metadata().ok()?;
+    if !md.is_file() {
+        return None;
+    }
+    let ns = |s: i64, n: i64| s.saturating_mul(1_000_000_000).saturating_add(n);
+    Some(ns(md.mtime(), md.mtime_nsec()).max(ns(md.ctime(), md.ctime_nsec())))
 }
 
 /// What a traced run depends on and did.

@@ -84,12 +84,12 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
     )))]
     let setup: Option<exec::TraceSetup> = None;
     // Inputs whose ctime is at or after this changed while the command ran (race guard);
-    // read from the clock file timestamps come from.
+    // as file timestamps see it (a private marker file in the cache, touched).
     #[cfg(all(
         target_os = "linux",
         any(target_arch = "x86_64", target_arch = "aarch64")
     ))]
-    let started_ns = crate::deps::trace::run_start_ns();
+    let started_ns = crate::deps::trace::run_start_ns(&runner.cache.dir.join("clock"));
     #[cfg(not(all(
         target_os = "linux",
         any(target_arch = "x86_64", target_arch = "aarch64")

@@ -6,6 +6,7 @@
 mod check;
 mod findings;
 mod real;
+mod start;
 
 pub(super) use std::path::{Path, PathBuf};
 
