@@ -41,8 +41,8 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             break
         }
         'idem;run' {
-            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable')
-            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable')
             [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'An environment variable whose value (or absence) is an input. Repeatable')
             [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'An environment variable whose value (or absence) is an input. Repeatable')
             [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable')
@@ -65,7 +65,7 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             [CompletionResult]::new('--max-runs', '--max-runs', [CompletionResultType]::ParameterName, 'With --key: how many successful runs the key allows')
             [CompletionResult]::new('--key-reuse', '--key-reuse', [CompletionResultType]::ParameterName, 'With --key: refuse (deny) or allow reusing a key for another command line')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Do not replay records older than this (30s, 10m, 2h, 7d)')
-            [CompletionResult]::new('--stale', '--stale', [CompletionResultType]::ParameterName, 'Past this age, replay but refresh the record in the background')
+            [CompletionResult]::new('--stale', '--stale', [CompletionResultType]::ParameterName, 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)')
             [CompletionResult]::new('--wait-timeout', '--wait-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another idem running the same thing before running it too')
             [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://')
             [CompletionResult]::new('--remote-read-only', '--remote-read-only', [CompletionResultType]::ParameterName, 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)')
@@ -90,8 +90,8 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             break
         }
         'idem;status' {
-            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable')
-            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable')
             [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'An environment variable whose value (or absence) is an input. Repeatable')
             [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'An environment variable whose value (or absence) is an input. Repeatable')
             [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable')
@@ -114,7 +114,7 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             [CompletionResult]::new('--max-runs', '--max-runs', [CompletionResultType]::ParameterName, 'With --key: how many successful runs the key allows')
             [CompletionResult]::new('--key-reuse', '--key-reuse', [CompletionResultType]::ParameterName, 'With --key: refuse (deny) or allow reusing a key for another command line')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Do not replay records older than this (30s, 10m, 2h, 7d)')
-            [CompletionResult]::new('--stale', '--stale', [CompletionResultType]::ParameterName, 'Past this age, replay but refresh the record in the background')
+            [CompletionResult]::new('--stale', '--stale', [CompletionResultType]::ParameterName, 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)')
             [CompletionResult]::new('--wait-timeout', '--wait-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another idem running the same thing before running it too')
             [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://')
             [CompletionResult]::new('--remote-read-only', '--remote-read-only', [CompletionResultType]::ParameterName, 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)')
@@ -139,8 +139,8 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             break
         }
         'idem;explain' {
-            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable')
-            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable')
             [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'An environment variable whose value (or absence) is an input. Repeatable')
             [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'An environment variable whose value (or absence) is an input. Repeatable')
             [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable')
@@ -163,7 +163,7 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             [CompletionResult]::new('--max-runs', '--max-runs', [CompletionResultType]::ParameterName, 'With --key: how many successful runs the key allows')
             [CompletionResult]::new('--key-reuse', '--key-reuse', [CompletionResultType]::ParameterName, 'With --key: refuse (deny) or allow reusing a key for another command line')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Do not replay records older than this (30s, 10m, 2h, 7d)')
-            [CompletionResult]::new('--stale', '--stale', [CompletionResultType]::ParameterName, 'Past this age, replay but refresh the record in the background')
+            [CompletionResult]::new('--stale', '--stale', [CompletionResultType]::ParameterName, 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)')
             [CompletionResult]::new('--wait-timeout', '--wait-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another idem running the same thing before running it too')
             [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://')
             [CompletionResult]::new('--remote-read-only', '--remote-read-only', [CompletionResultType]::ParameterName, 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)')
@@ -234,8 +234,8 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             break
         }
         'idem;forget' {
-            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable')
-            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable')
+            [CompletionResult]::new('-f', '-f', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable')
+            [CompletionResult]::new('--file', '--file', [CompletionResultType]::ParameterName, 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable')
             [CompletionResult]::new('-e', '-e', [CompletionResultType]::ParameterName, 'An environment variable whose value (or absence) is an input. Repeatable')
             [CompletionResult]::new('--env', '--env', [CompletionResultType]::ParameterName, 'An environment variable whose value (or absence) is an input. Repeatable')
             [CompletionResult]::new('-u', '-u', [CompletionResultType]::ParameterName, 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable')
@@ -258,7 +258,7 @@ Register-ArgumentCompleter -Native -CommandName 'idem' -ScriptBlock {
             [CompletionResult]::new('--max-runs', '--max-runs', [CompletionResultType]::ParameterName, 'With --key: how many successful runs the key allows')
             [CompletionResult]::new('--key-reuse', '--key-reuse', [CompletionResultType]::ParameterName, 'With --key: refuse (deny) or allow reusing a key for another command line')
             [CompletionResult]::new('--ttl', '--ttl', [CompletionResultType]::ParameterName, 'Do not replay records older than this (30s, 10m, 2h, 7d)')
-            [CompletionResult]::new('--stale', '--stale', [CompletionResultType]::ParameterName, 'Past this age, replay but refresh the record in the background')
+            [CompletionResult]::new('--stale', '--stale', [CompletionResultType]::ParameterName, 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)')
             [CompletionResult]::new('--wait-timeout', '--wait-timeout', [CompletionResultType]::ParameterName, 'How long to wait for another idem running the same thing before running it too')
             [CompletionResult]::new('--remote', '--remote', [CompletionResultType]::ParameterName, 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://')
             [CompletionResult]::new('--remote-read-only', '--remote-read-only', [CompletionResultType]::ParameterName, 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)')

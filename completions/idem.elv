@@ -37,8 +37,8 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand help 'Print this message or the help of the given subcommand(s)'
         }
         &'idem;run'= {
-            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
-            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable'
+            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable'
             cand -e 'An environment variable whose value (or absence) is an input. Repeatable'
             cand --env 'An environment variable whose value (or absence) is an input. Repeatable'
             cand -u 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
@@ -61,7 +61,7 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand --max-runs 'With --key: how many successful runs the key allows'
             cand --key-reuse 'With --key: refuse (deny) or allow reusing a key for another command line'
             cand --ttl 'Do not replay records older than this (30s, 10m, 2h, 7d)'
-            cand --stale 'Past this age, replay but refresh the record in the background'
+            cand --stale 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)'
             cand --wait-timeout 'How long to wait for another idem running the same thing before running it too'
             cand --remote 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://'
             cand --remote-read-only 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)'
@@ -85,8 +85,8 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand --version 'Print version'
         }
         &'idem;status'= {
-            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
-            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable'
+            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable'
             cand -e 'An environment variable whose value (or absence) is an input. Repeatable'
             cand --env 'An environment variable whose value (or absence) is an input. Repeatable'
             cand -u 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
@@ -109,7 +109,7 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand --max-runs 'With --key: how many successful runs the key allows'
             cand --key-reuse 'With --key: refuse (deny) or allow reusing a key for another command line'
             cand --ttl 'Do not replay records older than this (30s, 10m, 2h, 7d)'
-            cand --stale 'Past this age, replay but refresh the record in the background'
+            cand --stale 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)'
             cand --wait-timeout 'How long to wait for another idem running the same thing before running it too'
             cand --remote 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://'
             cand --remote-read-only 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)'
@@ -133,8 +133,8 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand --version 'Print version'
         }
         &'idem;explain'= {
-            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
-            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable'
+            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable'
             cand -e 'An environment variable whose value (or absence) is an input. Repeatable'
             cand --env 'An environment variable whose value (or absence) is an input. Repeatable'
             cand -u 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
@@ -157,7 +157,7 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand --max-runs 'With --key: how many successful runs the key allows'
             cand --key-reuse 'With --key: refuse (deny) or allow reusing a key for another command line'
             cand --ttl 'Do not replay records older than this (30s, 10m, 2h, 7d)'
-            cand --stale 'Past this age, replay but refresh the record in the background'
+            cand --stale 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)'
             cand --wait-timeout 'How long to wait for another idem running the same thing before running it too'
             cand --remote 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://'
             cand --remote-read-only 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)'
@@ -223,8 +223,8 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand --version 'Print version'
         }
         &'idem;forget'= {
-            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
-            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Repeatable'
+            cand -f 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable'
+            cand --file 'A file, directory (walked recursively) or glob (''src/**/*.c'') whose content is an input; ''!pattern'' excludes. Walks skip what .gitignore/.ignore ignore below the spec''s own directory (see --no-ignore); a path named here is always walked. Repeatable'
             cand -e 'An environment variable whose value (or absence) is an input. Repeatable'
             cand --env 'An environment variable whose value (or absence) is an input. Repeatable'
             cand -u 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable'
@@ -247,7 +247,7 @@ set edit:completion:arg-completer[idem] = {|@words|
             cand --max-runs 'With --key: how many successful runs the key allows'
             cand --key-reuse 'With --key: refuse (deny) or allow reusing a key for another command line'
             cand --ttl 'Do not replay records older than this (30s, 10m, 2h, 7d)'
-            cand --stale 'Past this age, replay but refresh the record in the background'
+            cand --stale 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)'
             cand --wait-timeout 'How long to wait for another idem running the same thing before running it too'
             cand --remote 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://'
             cand --remote-read-only 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)'

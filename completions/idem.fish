@@ -39,7 +39,7 @@ complete -c idem -n "__fish_idem_needs_command" -f -a "verify" -d 'Re-hash every
 complete -c idem -n "__fish_idem_needs_command" -f -a "tasks" -d 'The tasks defined in idem.toml: names and descriptions'
 complete -c idem -n "__fish_idem_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c idem -n "__fish_idem_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c idem -n "__fish_idem_using_subcommand run" -s f -l file -d 'A file, directory (walked recursively) or glob (\'src/**/*.c\') whose content is an input; \'!pattern\' excludes. Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand run" -s f -l file -d 'A file, directory (walked recursively) or glob (\'src/**/*.c\') whose content is an input; \'!pattern\' excludes. Walks skip what .gitignore/.ignore ignore below the spec\'s own directory (see --no-ignore); a path named here is always walked. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -s e -l env -d 'An environment variable whose value (or absence) is an input. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -s u -l url -d 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l url-content -d 'A URL whose body is always downloaded and hashed. Repeatable' -r
@@ -63,7 +63,7 @@ complete -c idem -n "__fish_idem_using_subcommand run" -l max-runs -d 'With --ke
 complete -c idem -n "__fish_idem_using_subcommand run" -l key-reuse -d 'With --key: refuse (deny) or allow reusing a key for another command line' -r -f -a "deny\t''
 allow\t''"
 complete -c idem -n "__fish_idem_using_subcommand run" -l ttl -d 'Do not replay records older than this (30s, 10m, 2h, 7d)' -r
-complete -c idem -n "__fish_idem_using_subcommand run" -l stale -d 'Past this age, replay but refresh the record in the background' -r
+complete -c idem -n "__fish_idem_using_subcommand run" -l stale -d 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l wait-timeout -d 'How long to wait for another idem running the same thing before running it too' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l remote -d 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://' -r
 complete -c idem -n "__fish_idem_using_subcommand run" -l remote-read-only -d 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)' -r
@@ -84,7 +84,7 @@ complete -c idem -n "__fish_idem_using_subcommand run" -s v -l verbose -d 'Print
 complete -c idem -n "__fish_idem_using_subcommand run" -l background-refresh -d 'Internal: refresh a stale record in the background (spawned by idem itself)'
 complete -c idem -n "__fish_idem_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c idem -n "__fish_idem_using_subcommand run" -s V -l version -d 'Print version'
-complete -c idem -n "__fish_idem_using_subcommand status" -s f -l file -d 'A file, directory (walked recursively) or glob (\'src/**/*.c\') whose content is an input; \'!pattern\' excludes. Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand status" -s f -l file -d 'A file, directory (walked recursively) or glob (\'src/**/*.c\') whose content is an input; \'!pattern\' excludes. Walks skip what .gitignore/.ignore ignore below the spec\'s own directory (see --no-ignore); a path named here is always walked. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -s e -l env -d 'An environment variable whose value (or absence) is an input. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -s u -l url -d 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l url-content -d 'A URL whose body is always downloaded and hashed. Repeatable' -r
@@ -108,7 +108,7 @@ complete -c idem -n "__fish_idem_using_subcommand status" -l max-runs -d 'With -
 complete -c idem -n "__fish_idem_using_subcommand status" -l key-reuse -d 'With --key: refuse (deny) or allow reusing a key for another command line' -r -f -a "deny\t''
 allow\t''"
 complete -c idem -n "__fish_idem_using_subcommand status" -l ttl -d 'Do not replay records older than this (30s, 10m, 2h, 7d)' -r
-complete -c idem -n "__fish_idem_using_subcommand status" -l stale -d 'Past this age, replay but refresh the record in the background' -r
+complete -c idem -n "__fish_idem_using_subcommand status" -l stale -d 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l wait-timeout -d 'How long to wait for another idem running the same thing before running it too' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l remote -d 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://' -r
 complete -c idem -n "__fish_idem_using_subcommand status" -l remote-read-only -d 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)' -r
@@ -129,7 +129,7 @@ complete -c idem -n "__fish_idem_using_subcommand status" -s v -l verbose -d 'Pr
 complete -c idem -n "__fish_idem_using_subcommand status" -l background-refresh -d 'Internal: refresh a stale record in the background (spawned by idem itself)'
 complete -c idem -n "__fish_idem_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c idem -n "__fish_idem_using_subcommand status" -s V -l version -d 'Print version'
-complete -c idem -n "__fish_idem_using_subcommand explain" -s f -l file -d 'A file, directory (walked recursively) or glob (\'src/**/*.c\') whose content is an input; \'!pattern\' excludes. Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand explain" -s f -l file -d 'A file, directory (walked recursively) or glob (\'src/**/*.c\') whose content is an input; \'!pattern\' excludes. Walks skip what .gitignore/.ignore ignore below the spec\'s own directory (see --no-ignore); a path named here is always walked. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -s e -l env -d 'An environment variable whose value (or absence) is an input. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -s u -l url -d 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l url-content -d 'A URL whose body is always downloaded and hashed. Repeatable' -r
@@ -153,7 +153,7 @@ complete -c idem -n "__fish_idem_using_subcommand explain" -l max-runs -d 'With 
 complete -c idem -n "__fish_idem_using_subcommand explain" -l key-reuse -d 'With --key: refuse (deny) or allow reusing a key for another command line' -r -f -a "deny\t''
 allow\t''"
 complete -c idem -n "__fish_idem_using_subcommand explain" -l ttl -d 'Do not replay records older than this (30s, 10m, 2h, 7d)' -r
-complete -c idem -n "__fish_idem_using_subcommand explain" -l stale -d 'Past this age, replay but refresh the record in the background' -r
+complete -c idem -n "__fish_idem_using_subcommand explain" -l stale -d 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l wait-timeout -d 'How long to wait for another idem running the same thing before running it too' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l remote -d 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://' -r
 complete -c idem -n "__fish_idem_using_subcommand explain" -l remote-read-only -d 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)' -r
@@ -201,7 +201,7 @@ always\t''
 never\t''"
 complete -c idem -n "__fish_idem_using_subcommand gc" -s h -l help -d 'Print help'
 complete -c idem -n "__fish_idem_using_subcommand gc" -s V -l version -d 'Print version'
-complete -c idem -n "__fish_idem_using_subcommand forget" -s f -l file -d 'A file, directory (walked recursively) or glob (\'src/**/*.c\') whose content is an input; \'!pattern\' excludes. Repeatable' -r
+complete -c idem -n "__fish_idem_using_subcommand forget" -s f -l file -d 'A file, directory (walked recursively) or glob (\'src/**/*.c\') whose content is an input; \'!pattern\' excludes. Walks skip what .gitignore/.ignore ignore below the spec\'s own directory (see --no-ignore); a path named here is always walked. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -s e -l env -d 'An environment variable whose value (or absence) is an input. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -s u -l url -d 'A URL whose current state (ETag, Last-Modified+length, else body hash) is an input. Repeatable' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l url-content -d 'A URL whose body is always downloaded and hashed. Repeatable' -r
@@ -225,7 +225,7 @@ complete -c idem -n "__fish_idem_using_subcommand forget" -l max-runs -d 'With -
 complete -c idem -n "__fish_idem_using_subcommand forget" -l key-reuse -d 'With --key: refuse (deny) or allow reusing a key for another command line' -r -f -a "deny\t''
 allow\t''"
 complete -c idem -n "__fish_idem_using_subcommand forget" -l ttl -d 'Do not replay records older than this (30s, 10m, 2h, 7d)' -r
-complete -c idem -n "__fish_idem_using_subcommand forget" -l stale -d 'Past this age, replay but refresh the record in the background' -r
+complete -c idem -n "__fish_idem_using_subcommand forget" -l stale -d 'Past this age, replay but refresh the record in the background: the refresh runs the command again after idem has exited, and rewrites its -o outputs when it records (use --ttl where a later step reads them at once)' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l wait-timeout -d 'How long to wait for another idem running the same thing before running it too' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l remote -d 'Shared second-tier cache: redis://, rediss://, redis+cluster://, http(s)://' -r
 complete -c idem -n "__fish_idem_using_subcommand forget" -l remote-read-only -d 'Read from the remote cache but never write to it (untrusted jobs, e.g. fork PRs)' -r

@@ -124,7 +124,9 @@ pub struct CacheArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub struct RunArgs {
     /// A file, directory (walked recursively) or glob ('src/**/*.c') whose content is an
-    /// input; '!pattern' excludes. Repeatable
+    /// input; '!pattern' excludes. Walks skip what .gitignore/.ignore ignore below the
+    /// spec's own directory (see --no-ignore); a path named here is always walked.
+    /// Repeatable
     #[arg(short = 'f', long = "file", value_name = "SPEC", value_parser = clap::value_parser!(OsString))]
     pub files: Vec<OsString>,
 
@@ -252,7 +254,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub ttl: Option<Duration>,
 
-    /// Past this age, replay but refresh the record in the background
+    /// Past this age, replay but refresh the record in the background: the refresh runs
+    /// the command again after idem has exited, and rewrites its -o outputs when it
+    /// records (use --ttl where a later step reads them at once)
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub stale: Option<Duration>,
 

@@ -124,6 +124,12 @@ impl OutputSpecs {
             match spec {
                 PathSpec::Literal(p) => match std::fs::symlink_metadata(p) {
                     Ok(md) if md.is_dir() => capture_dir(p, ws, blobs, &mut entries, &|_| true)?,
+                    Ok(md) if md.is_symlink() && p.is_dir() => {
+                        // Restoring through the link could write anywhere it points; the
+                        // link is the output, and the user should know the files are not.
+                        warnings.push(link_to_dir_warning(raw, p, ws));
+                        entries.push(capture_one(p, &md, ws, blobs)?);
+                    }
                     Ok(md) => entries.push(capture_one(p, &md, ws, blobs)?),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => {
@@ -156,6 +162,25 @@ impl OutputSpecs {
         entries.retain(|e| e.path().is_none_or(|p| seen.insert(p.to_vec())));
         Ok((entries, warnings))
     }
+}
+
+/// `-o build/` where build is a symlink to a directory: what is and is not recorded.
+fn link_to_dir_warning(raw: &std::ffi::OsStr, p: &Path, ws: &Workspace) -> String {
+    let target = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let hint = if target.starts_with(&ws.root) {
+        format!(
+            "declare its target (-o {}/) to record them",
+            String::from_utf8_lossy(&ws.key_of(&target))
+        )
+    } else {
+        "it points outside the workspace, where idem never restores".to_string()
+    };
+    format!(
+        "output '{}' is a symlink to the directory {}: only the link is recorded, not the \
+         files written through it ({hint})",
+        raw.to_string_lossy(),
+        target.display()
+    )
 }
 
 fn walk_all(dir: &Path) -> Result<Vec<PathBuf>> {

@@ -184,6 +184,35 @@ fn corrupted_blob_runs_the_command_and_the_cache_heals() {
     assert_eq!(ws.read("out/app"), vec![b'x'; 100_000]);
 }
 
+/// `-o build/` where build is a symlink to a directory outside the workspace: the link
+/// is the output (restoring through it could write anywhere), and the user is told that
+/// the files written through it are not recorded.
+#[test]
+fn an_output_that_is_a_symlink_to_a_directory_warns_that_only_the_link_is_recorded() {
+    let ws = Ws::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), ws.path("build")).unwrap();
+    let cmd = ["-o", "build/", "--", "sh", "-c", "echo made > build/x.txt"];
+    let o = ws.run(&cmd);
+    assert!(o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("'build/' is a symlink to the directory")
+            && err.contains("only the link is recorded")
+            && err.contains("outside the workspace"),
+        "{err}"
+    );
+    // Inside the workspace, the hint names the target to declare instead.
+    std::fs::create_dir(ws.path("real")).unwrap();
+    std::os::unix::fs::symlink("real", ws.path("alias")).unwrap();
+    let o = ws.run(&["-o", "alias", "--", "sh", "-c", "echo made > alias/y.txt"]);
+    assert!(
+        stderr(&o).contains("declare its target (-o real/)"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[test]
 fn missing_output_is_a_warning_and_restores_nothing() {
     let ws = Ws::new();
