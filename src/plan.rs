@@ -23,7 +23,7 @@ use crate::ui::progress;
 pub fn task(args: &RunArgs) -> Result<Task> {
     if args.command.is_empty() {
         return Err(usage(
-            "missing command: put it after `--`, as in `idem run -f src/ -- make`",
+            "missing command: put it after `--`, as in `-f src/ -- make`",
         ));
     }
     if args.command[0].is_empty() {

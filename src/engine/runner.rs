@@ -158,7 +158,11 @@ impl Runner {
             return Ok(Code::CacheOnlyMiss.into());
         }
         if self.policy.verbose {
-            let why = lookup::describe(&verdict, &self.task, &self.cache, &snap);
+            let why = match &verdict {
+                // Only a replay that failed (warned above) brings a hit here.
+                Verdict::Hit { id, .. } => format!("record {id} matched but could not be replayed"),
+                _ => lookup::describe(&verdict, &self.task, &self.cache, &snap),
+            };
             ui::note(format!("miss: {}", ui::escape_controls(&why)));
         }
         // Single flight: one process runs, identical requests wait and replay its outcome.
