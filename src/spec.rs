@@ -238,25 +238,62 @@ impl TaskSpec {
     }
 }
 
-/// Shell-like quoting for display; control characters are escaped (never sent raw to
-/// a terminal).
+/// Shell quoting for display, in a form bash and zsh read back as the same argv: plain
+/// words bare, others in single quotes, and an argument with control characters or
+/// bytes that are not UTF-8 in ANSI-C quotes (`$'a\nb'`, `$'\xff'`), so no two argvs
+/// display alike and nothing raw reaches a terminal.
 pub fn display_argv(argv: &[OsString]) -> String {
     let shown = argv
         .iter()
         .map(|a| {
-            let s = a.to_string_lossy();
-            if !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
-            {
-                s.into_owned()
-            } else {
-                format!("'{}'", s.replace('\'', "'\\''"))
+            let bytes = a.as_bytes();
+            let text = std::str::from_utf8(bytes).ok();
+            match text {
+                Some(s)
+                    if !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) =>
+                {
+                    s.to_string()
+                }
+                Some(s) if !s.chars().any(char::is_control) => {
+                    format!("'{}'", s.replace('\'', "'\\''"))
+                }
+                _ => ansi_c_quoted(bytes),
             }
         })
         .collect::<Vec<_>>()
         .join(" ");
     crate::ui::escape_controls(&shown).into_owned()
+}
+
+/// `$'…'`: printable UTF-8 as is, `\\` and `\'`, common controls by name, any other
+/// control or invalid byte as `\xHH`.
+fn ansi_c_quoted(bytes: &[u8]) -> String {
+    let mut out = String::from("$'");
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\'' => out.push_str("\\'"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() => {
+                    let mut buf = [0u8; 4];
+                    for b in c.encode_utf8(&mut buf).bytes() {
+                        out.push_str(&format!("\\x{b:02x}"));
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out.push('\'');
+    out
 }
 
 pub fn bytes_to_os(b: Vec<u8>) -> OsString {
@@ -266,6 +303,27 @@ pub fn bytes_to_os(b: Vec<u8>) -> OsString {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn displayed_argvs_read_back_as_themselves() {
+        let show = |args: &[&[u8]]| {
+            display_argv(
+                &args
+                    .iter()
+                    .map(|a| OsString::from_vec(a.to_vec()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert_eq!(show(&[b"cc", b"-O2", b"a.c"]), "cc -O2 a.c");
+        assert_eq!(show(&[b"echo", b"it's here"]), r"echo 'it'\''s here'");
+        // A newline and a backslash-n are different arguments, and look different.
+        assert_eq!(show(&[b"printf", b"a\nb"]), r"printf $'a\nb'");
+        assert_eq!(show(&[b"printf", br"a\nb"]), r"printf 'a\nb'");
+        // Bytes that are not UTF-8 stay distinct; an escape never reaches the terminal.
+        assert_eq!(show(&[b"bad\xfe", b"bad\xff"]), r"$'bad\xfe' $'bad\xff'");
+        assert_eq!(show(&[b"\x1b[2J'\\"]), r"$'\x1b[2J\'\\'");
+        assert_eq!(show(&[b""]), "''");
+    }
 
     fn spec(argv: &[&str]) -> TaskSpec {
         TaskSpec {

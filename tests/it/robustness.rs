@@ -432,8 +432,9 @@ fn control_characters_in_recorded_text_never_reach_the_terminal() {
             );
         }
     }
+    // In the command line, as ANSI-C quoting a shell reads back (spec::display_argv).
     assert!(
-        stdout(&shown[1]).contains("\\e]0;pwned\\x{07}"),
+        stdout(&shown[1]).contains(r"$'f\x1b]0;pwned\x07\r'"),
         "{}",
         stdout(&shown[1])
     );
