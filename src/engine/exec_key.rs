@@ -62,6 +62,9 @@ pub fn run_keyed(runner: &mut Runner, snap: Snapshot) -> Result<i32> {
         ));
         return Ok(Code::CacheOnlyMiss.into());
     }
+    if runner.policy.verbose {
+        ui::note(format!("miss: key '{}' has not run yet", k.key));
+    }
     let identity = runner.task.spec.identity();
     let code = execute::execute_and_record(runner, snap, Some((&k.key, identity)));
     drop(lease);
