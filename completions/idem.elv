@@ -272,8 +272,8 @@ set edit:completion:arg-completer[idem] = {|@words|
         }
         &'idem;clear'= {
             cand --cache-dir 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]'
-            cand -y 'Do not ask for confirmation'
-            cand --yes 'Do not ask for confirmation'
+            cand -y 'Delete without asking (required when stdin is not a terminal)'
+            cand --yes 'Delete without asking (required when stdin is not a terminal)'
             cand -h 'Print help'
             cand --help 'Print help'
             cand -V 'Print version'

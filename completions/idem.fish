@@ -247,7 +247,7 @@ complete -c idem -n "__fish_idem_using_subcommand forget" -l background-refresh 
 complete -c idem -n "__fish_idem_using_subcommand forget" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c idem -n "__fish_idem_using_subcommand forget" -s V -l version -d 'Print version'
 complete -c idem -n "__fish_idem_using_subcommand clear" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F
-complete -c idem -n "__fish_idem_using_subcommand clear" -s y -l yes -d 'Do not ask for confirmation'
+complete -c idem -n "__fish_idem_using_subcommand clear" -s y -l yes -d 'Delete without asking (required when stdin is not a terminal)'
 complete -c idem -n "__fish_idem_using_subcommand clear" -s h -l help -d 'Print help'
 complete -c idem -n "__fish_idem_using_subcommand clear" -s V -l version -d 'Print version'
 complete -c idem -n "__fish_idem_using_subcommand verify" -l cache-dir -d 'Cache directory [default: $XDG_CACHE_HOME/idem or ~/.cache/idem]' -r -F

@@ -424,7 +424,7 @@ pub struct TasksArgs {
 pub struct ClearArgs {
     #[command(flatten)]
     pub cache: CacheArgs,
-    /// Do not ask for confirmation
+    /// Delete without asking (required when stdin is not a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
 }

@@ -1,5 +1,6 @@
 //! `idem clear`: deletes every record, execution key, stat cache and blob (counters are
-//! kept; `idem stats --zero` resets them). Asks first on a terminal unless `--yes`.
+//! kept; `idem stats --zero` resets them). Asks first unless `--yes`; with no terminal
+//! to ask on it refuses (exit 2) and never deletes without that answer.
 
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -13,8 +14,16 @@ use crate::ui::progress::Mode as Progress;
 /// Entry point of `idem clear`.
 pub fn run(args: &ClearArgs) -> Result<i32> {
     let dir = store::cache_dir(args.cache.cache_dir.as_deref())?;
+    let ask = !args.yes;
+    // Nobody to ask (a script, a pipe, `echo n |`): deleting anyway would make the
+    // question a formality; `--yes` says it on purpose. Before opening anything.
+    if ask && !std::io::stdin().is_terminal() {
+        return Err(crate::exit::usage(
+            "clear: refusing to delete the cache without --yes (no terminal to ask)",
+        ));
+    }
     let mut cache = Cache::open(&dir).context("cannot open the cache")?;
-    if !args.yes && std::io::stdin().is_terminal() {
+    if ask {
         let size = cache.db.cache_size()?;
         eprint!(
             "idem: delete all {} record(s) and {} of blobs in {}? [y/N] ",

@@ -155,6 +155,7 @@ pub fn execute_and_record(runner: &mut Runner, snap: Snapshot, exec_key: Counted
         duration: outcome.duration,
         captured,
         traced,
+        started_ns,
     };
     if let Err(e) = record(runner, &snap, run, exec_key) {
         ui::warn(format!("not recorded: {e:#}"));
@@ -257,6 +258,8 @@ struct Run {
     duration: std::time::Duration,
     captured: exec::Captured,
     traced: Option<TracedFindings>,
+    /// The run's start as file timestamps see it (the race guard's line).
+    started_ns: i64,
 }
 
 /// Race guard, output capture, the record (last), the stat cache, the upload, auto-gc.
@@ -293,6 +296,16 @@ fn record(runner: &mut Runner, snap: &Snapshot, run: Run, exec_key: Counted<'_>)
             .map(|(d, _, _)| d.display_name())
             .collect();
         anyhow::bail!("{} changed while the command ran", names.join(", "));
+    }
+    // Same content is not enough: an input edited and restored while the command ran
+    // may have been read in between. Its ctime (which no one can set back, unlike the
+    // mtime) says it changed after the start.
+    let touched = changed_during_run(task, &after.stat_cache, run.started_ns);
+    if !touched.is_empty() {
+        anyhow::bail!(
+            "{} changed while the command ran (touched, even if its content is back)",
+            touched.join(", ")
+        );
     }
     let (mut outputs, warnings) = if run.exit_code == 0 {
         task.outputs.capture(&task.ws, &runner.cache.blobs)?
@@ -405,4 +418,32 @@ fn record(runner: &mut Runner, snap: &Snapshot, run: Run, exec_key: Counted<'_>)
     }
     crate::store::gc::maybe_auto(&mut runner.cache);
     Ok(())
+}
+
+/// Up to three inputs (files and the program) whose ctime is at or after `started_ns`:
+/// changed while the command ran, whatever their content is now. Declared outputs and
+/// the cache directory are not inputs, so a command writing its outputs is still
+/// recorded. Only the ctime: a future mtime (`touch -d`, an archive from a skewed
+/// clock) would otherwise keep a task from ever being recorded, and an mtime set back
+/// hides nothing from the ctime.
+fn changed_during_run(
+    task: &Task,
+    stats: &crate::deps::stat_cache::StatCache,
+    started_ns: i64,
+) -> Vec<String> {
+    use std::os::unix::ffi::OsStrExt;
+    stats
+        .entries()
+        .filter(|(_, e)| e.ctime_ns >= started_ns)
+        .take(3)
+        .map(|(path, _)| {
+            let key = task
+                .ws
+                .key_of(std::path::Path::new(std::ffi::OsStr::from_bytes(path)));
+            format!(
+                "input {}",
+                crate::ui::escape_controls(&String::from_utf8_lossy(&key))
+            )
+        })
+        .collect()
 }

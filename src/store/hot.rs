@@ -2,7 +2,8 @@
 //! task's stat cache (`hot/<task>.stat`, a flat table used in place), so a hit reads two
 //! small files and never opens SQLite. The database stays the source of truth: a `.rec` file is only written or
 //! removed inside the SQLite write transaction that changed the task's records, and
-//! anything unreadable, corrupt or naming another task is a miss, never a guess.
+//! anything unreadable, corrupt, naming another task or not owned by us is a miss,
+//! never a guess.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -209,7 +210,9 @@ fn read_verified(path: &Path, magic: &[u8]) -> Option<Vec<u8>> {
         .open(path)
         .ok()?;
     let md = f.metadata().ok()?;
-    if !md.is_file() || md.len() > MAX_LEN {
+    // Someone else's file (or one they can write) in our cache could replay any
+    // outcome they like, as ours: it reads as absent and the database answers.
+    if !md.is_file() || md.len() > MAX_LEN || !super::private::is_owned(&md) {
         return None;
     }
     // Read, not mapped: another process truncating the file could SIGBUS a mapping.

@@ -21,9 +21,17 @@ impl std::fmt::Display for UnsafeCache {
 
 impl std::error::Error for UnsafeCache {}
 
-fn euid() -> u32 {
+/// The effective uid, asked once per process (a hit checks several files against it).
+pub fn euid() -> u32 {
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     // SAFETY: geteuid cannot fail and touches no memory.
-    unsafe { libc::geteuid() }
+    *EUID.get_or_init(|| unsafe { libc::geteuid() })
+}
+
+/// Ours and written by nobody else: owned by the effective user, neither group- nor
+/// other-writable (the quiet form of [`check_owned`], for files that read as absent).
+pub fn is_owned(meta: &std::fs::Metadata) -> bool {
+    meta.uid() == euid() && meta.mode() & 0o022 == 0
 }
 
 /// Refuses `meta` (of `path`, a `what`) unless the effective user owns it and neither

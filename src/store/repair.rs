@@ -1,5 +1,6 @@
 //! Repairing a damaged cache database: recognising corruption in an error, saying how
-//! to repair it, and moving the damaged file aside. It never deletes a database.
+//! to repair it, and moving the damaged file aside with what was derived from it (hot
+//! files, hit log). It never deletes a database.
 
 use std::path::{Path, PathBuf};
 
@@ -60,10 +61,14 @@ pub fn with_repair_hint(e: anyhow::Error, path: &Path) -> anyhow::Error {
     })
 }
 
-/// Moves a corrupt database (and its write-ahead log) aside to
-/// `idem.db.corrupt-<UTC time>` and drops its shared-memory index, so the next open
-/// starts a fresh one. Returns where it went.
+/// Moves a corrupt database (its write-ahead log and its hit log too) aside to
+/// `idem.db.corrupt-<UTC time>` and drops its shared-memory index and the hot files made
+/// from it, so the next open starts a fresh one and nothing answers a hit for records
+/// the fresh database (what `list` and `forget` see) does not hold. Returns where it went.
 pub fn move_aside(cache_dir: &Path) -> Result<PathBuf> {
+    // Before (a failure leaves the database where it was) and after (a run that was
+    // still reading the old database may have rewritten one meanwhile).
+    drop_hot_files(cache_dir)?;
     let db = cache_dir.join("idem.db");
     let stamp: String = crate::commands::ui::utc(crate::clock::real_now_ns())
         .chars()
@@ -79,5 +84,23 @@ pub fn move_aside(cache_dir: &Path) -> Result<PathBuf> {
     wal.push("-wal");
     let _ = std::fs::rename(cache_dir.join("idem.db-wal"), wal);
     let _ = std::fs::remove_file(cache_dir.join("idem.db-shm"));
+    // The hit counts of the old database are not folded into the fresh one.
+    let mut log = aside.clone().into_os_string();
+    log.push("-hits.log");
+    if let Err(e) = std::fs::rename(cache_dir.join("hits.log"), &log) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            let _ = std::fs::remove_file(cache_dir.join("hits.log"));
+        }
+    }
+    drop_hot_files(cache_dir)?;
     Ok(aside)
+}
+
+fn drop_hot_files(cache_dir: &Path) -> Result<()> {
+    super::hot::invalidate_all(cache_dir, false).with_context(|| {
+        format!(
+            "cannot drop the hot files of the damaged database in {}",
+            cache_dir.display()
+        )
+    })
 }

@@ -319,3 +319,51 @@ fn garbage_in_the_hit_log_costs_only_its_own_lines() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["hits"], 2, "{}", stdout(&o));
 }
+
+/// The database is the source of truth: once a damaged one is moved aside, what was
+/// derived from it (hot files that answer hits without it, its hit log) goes with it.
+#[test]
+fn a_database_moved_aside_takes_its_hot_files_and_hit_log_along() {
+    let ws = Ws::new();
+    ws.write("in.txt", "one\n");
+    let cmd = [
+        "-v",
+        "-f",
+        "in.txt",
+        "--",
+        "sh",
+        "-c",
+        "echo run >> count; cat in.txt",
+    ];
+    ws.run(&cmd);
+    crate::common::assert_hit(&ws.run(&cmd));
+    assert!(ws.cache.join("hits.log").exists(), "the hit was logged");
+    let db = ws.cache.join("idem.db");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&db)
+        .unwrap()
+        .set_len(8192)
+        .unwrap();
+    let o = ws.idem(&["stats", "--json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("moved it aside"), "{}", stderr(&o));
+    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        stats["hits"], 0,
+        "the old database's hits are not folded in: {stats}"
+    );
+    let o = ws.idem(&["list"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("in.txt"), "no records: {}", stdout(&o));
+    let o = ws.run(&cmd);
+    crate::common::assert_miss(&o);
+    assert_eq!(stdout(&o), "one\n");
+    assert_eq!(
+        ws.count("count"),
+        2,
+        "no hit from the old database's hot files"
+    );
+    crate::common::assert_hit(&ws.run(&cmd));
+    assert_eq!(ws.count("count"), 2);
+}

@@ -660,8 +660,19 @@ fn forget_and_clear() {
         1
     );
     assert_consistent(&ws);
-    // stdin is not a terminal here: no question asked.
+    // stdin is not a terminal here: nobody to ask, so nothing is deleted without --yes.
+    let before = record_ids(&ws);
+    assert!(!before.is_empty());
     let o = idem(&ws, &["clear"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "idem: clear: refusing to delete the cache without --yes (no terminal to ask)\n"
+    );
+    assert_eq!(stdout(&o), "");
+    assert_eq!(record_ids(&ws), before, "nothing deleted");
+    assert_consistent(&ws);
+    let o = idem(&ws, &["clear", "--yes"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(record_ids(&ws).is_empty());
     let (refs, files) = cache_sets(&ws);
@@ -1015,4 +1026,30 @@ fn explain_and_show_describe_url_changes() {
     assert!(v["changes"][0]["detail"].as_str().unwrap().contains('→'));
     let show = stdout(&idem(&ws, &["show", "1"]));
     assert!(show.contains(&url), "{show}");
+}
+
+/// `echo y | idem clear`: an answer on a pipe is no one's answer; without --yes and
+/// without a terminal, clear refuses (usage, exit 2) and deletes nothing.
+#[test]
+fn clear_reads_no_answer_from_a_pipe() {
+    use std::io::Write;
+    let ws = Ws::new();
+    assert!(ws.run(&["--", "echo", "kept"]).status.success());
+    for answer in ["n\n", "y\n"] {
+        let mut child = ws
+            .idem(&["clear"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Refused before reading: the pipe may already be closed.
+        let _ = child.stdin.take().unwrap().write_all(answer.as_bytes());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{answer:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+        assert_eq!(record_ids(&ws).len(), 1, "{answer:?}: nothing deleted");
+    }
+    let o = ws.run(&["-v", "--", "echo", "kept"]);
+    crate::common::assert_hit(&o);
 }

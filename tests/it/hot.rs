@@ -213,3 +213,58 @@ fn a_rerecorded_state_replaces_its_hot_entry() {
     assert!(all.contains(&format!("hit: record {id}")), "{all}");
     assert_hit(&ws, 2);
 }
+
+/// A hot record file the database no longer backs (the task was forgotten), put back
+/// with a valid checksum for this very task: `meddle` makes it someone else's (or
+/// writable by others). It must read as absent — the command runs — never be replayed.
+fn a_planted_record_file_is_not_replayed(meddle: impl Fn(&std::path::Path)) {
+    let ws = Ws::new();
+    ws.write("in.txt", "one\n");
+    ws.run(SILENT);
+    let planted = hot_files(&ws, "rec")[0].clone();
+    let saved = std::fs::read(&planted).unwrap();
+    let mut forget = vec!["forget"];
+    forget.extend_from_slice(SILENT);
+    assert!(ws.idem(&forget).output().unwrap().status.success());
+    assert!(!planted.exists(), "forget removed the hot file");
+    std::fs::write(&planted, &saved).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o600)).unwrap();
+    meddle(&planted);
+    let o = ws.run(SILENT);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(ws.count("count"), 2, "the planted hot file was replayed");
+    // The run recorded afresh and replaced the planted file with one of its own.
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::symlink_metadata(&planted).unwrap();
+    assert_eq!(md.uid(), unsafe { libc::geteuid() });
+    assert_eq!(md.mode() & 0o777, 0o600);
+    ws.run(SILENT);
+    assert_eq!(ws.count("count"), 2, "and replays it");
+}
+
+#[test]
+fn a_hot_file_others_can_write_is_not_used() {
+    use std::os::unix::fs::PermissionsExt;
+    for mode in [0o620, 0o602] {
+        a_planted_record_file_is_not_replayed(|p| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap()
+        });
+    }
+}
+
+#[test]
+fn a_hot_file_owned_by_someone_else_is_not_used() {
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "this test chowns a file to nobody: CI runs it as root"
+        );
+        eprintln!("skipping: chown to another user needs root");
+        return;
+    }
+    a_planted_record_file_is_not_replayed(|p| {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap()
+    });
+}

@@ -18,6 +18,7 @@ mod hot;
 mod keys;
 mod outputs;
 mod procs;
+mod race_guard;
 mod remote;
 mod rng;
 mod robustness;
