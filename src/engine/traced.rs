@@ -20,9 +20,11 @@ use crate::store::{hot, trace_sets, Cache};
 use crate::trace::{Inputs, Reason, TraceLog};
 use crate::ui;
 
-/// What the tracer must drop on top of /proc, /sys and /dev: the cache directory.
+/// What the tracer must drop on top of /proc, /sys and /dev: the cache directory; and
+/// what it must trace even there: the workspace (never hidden by an ignored prefix).
 pub fn setup(task: &Task, policy: &Policy) -> TraceSetup {
     TraceSetup {
+        traced_prefixes: vec![task.ws.root.clone()],
         ignore_prefixes: policy
             .cache_dir
             .as_ref()

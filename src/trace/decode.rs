@@ -9,11 +9,12 @@ use super::model::{Access, Inputs, Reason, TraceLog, Writes};
 use super::syscalls::Sys;
 
 /// State shared by every decoded call: the log being built, the cwd cache, the noise
-/// prefixes.
+/// prefixes and the prefixes carved out of them.
 pub struct Ctx {
     pub log: TraceLog,
     pub cwds: Cwds,
     pub ignore: Vec<PathBuf>,
+    pub traced: Vec<PathBuf>,
 }
 
 /// What a call still needs at its syscall-exit stop.
@@ -100,8 +101,19 @@ fn probe(follow: bool) -> Inputs {
 }
 
 impl Ctx {
+    /// Noise: the longest prefix of `p` among the ignored and the traced prefixes is an
+    /// ignored one (/dev/null is noise, /dev/shm/x is not, nor is a workspace under /dev).
     fn ignored(&self, p: &Path) -> bool {
-        self.ignore.iter().any(|prefix| p.starts_with(prefix))
+        let longest = |list: &[PathBuf]| {
+            list.iter()
+                .filter(|prefix| p.starts_with(prefix))
+                .map(|prefix| prefix.components().count())
+                .max()
+        };
+        match longest(&self.ignore) {
+            None => false,
+            Some(ignored) => longest(&self.traced).is_none_or(|traced| traced < ignored),
+        }
     }
 
     /// Resolves a path argument; `None` when empty, unresolvable or noise. Marks the run

@@ -7,6 +7,7 @@
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 
+mod blind;
 mod check;
 mod lookups;
 mod make;
