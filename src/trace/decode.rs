@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::memory::{self, as_dirfd, Cwds};
 use super::model::{Access, Inputs, Reason, TraceLog, Writes};
+use super::procfs::{self, Magic};
 use super::syscalls::Sys;
 
 /// State shared by every decoded call: the log being built, the cwd cache, the noise
@@ -116,8 +117,10 @@ impl Ctx {
         }
     }
 
-    /// Resolves a path argument; `None` when empty, unresolvable or noise. Marks the run
-    /// unknowable when the string cannot be read.
+    /// Resolves a path argument, following /proc magic links (`/proc/self/fd/N/…`,
+    /// `/dev/fd/N`) to the file they lead to; `None` when empty, unresolvable, not a file
+    /// (a pipe) or noise. Marks the run unknowable when the string cannot be read or a
+    /// magic link's target cannot be known (a deleted file).
     fn path(&mut self, tid: i32, sys: Sys, dirfd: i32, addr: u64) -> Option<PathBuf> {
         let Some(raw) = memory::read_cstr(tid, addr) else {
             if addr != 0 {
@@ -131,6 +134,16 @@ impl Ctx {
             return None;
         };
         let p = memory::resolve(&mut self.cwds, tid, dirfd, &raw)?;
+        let p = match procfs::resolve(tid, p) {
+            Magic::Path(p) => p,
+            Magic::NotAFile => return None,
+            Magic::Unresolvable { link, deleted } => {
+                if !deleted.is_some_and(|former| self.ignored(&former)) {
+                    self.log.unknowable(tid, Reason::UnresolvableLink(link));
+                }
+                return None;
+            }
+        };
         (!self.ignored(&p)).then_some(p)
     }
 

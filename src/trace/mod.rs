@@ -10,6 +10,7 @@ mod decode;
 mod filter;
 mod memory;
 pub mod model;
+mod procfs;
 mod spawn;
 pub mod syscalls;
 mod tracer;

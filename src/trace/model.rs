@@ -133,6 +133,9 @@ pub enum Reason {
     X32Abi,
     /// A path argument the tracer could not read from the tracee's memory.
     Unreadable { syscall: &'static str },
+    /// A path through a /proc magic link (`/proc/self/fd/N/…`, `/dev/fd/N`) whose target
+    /// cannot be known: a deleted file, an unreadable link.
+    UnresolvableLink(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -162,6 +162,10 @@ pub fn reason_phrase(r: &Reason) -> String {
         Reason::Unreadable { syscall } => {
             format!("a path argument of {syscall} could not be read")
         }
+        Reason::UnresolvableLink(p) => format!(
+            "read through {}, whose target cannot be known (a deleted file?)",
+            shown(p.as_os_str().as_bytes())
+        ),
     }
 }
 

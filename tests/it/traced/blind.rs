@@ -57,3 +57,121 @@ fn a_workspace_inside_the_cache_directory_is_traced() {
     let ws = ws_in(cache.path(), Some(cache.path().to_path_buf()));
     edit_misses(&ws, &ws.path("in.txt"), &["--", "sh", "-c", "cat in.txt"]);
 }
+
+#[test]
+fn a_read_through_proc_self_cwd_is_an_input() {
+    let ws = Ws::new();
+    edit_misses(
+        &ws,
+        &ws.path("in.txt"),
+        &["--", "sh", "-c", "cat /proc/self/cwd/in.txt"],
+    );
+}
+
+#[test]
+fn a_read_through_proc_self_root_is_an_input() {
+    let ws = Ws::new();
+    let script = format!("cat /proc/self/root{}", ws.path("in.txt").display());
+    edit_misses(&ws, &ws.path("in.txt"), &["--", "sh", "-c", &script]);
+}
+
+/// `open(O_PATH)` is only a probe; reopening its fd through /proc/self/fd/N or /dev/fd/N
+/// reads the file.
+#[test]
+fn a_reopened_o_path_fd_is_an_input() {
+    let Some(py) = python() else { return };
+    let ws = Ws::new();
+    for via in ["/proc/self/fd", "/dev/fd", "/proc/thread-self/fd"] {
+        let script = format!(
+            "import os\n\
+             fd = os.open('in.txt', os.O_PATH)\n\
+             print(open(f'{via}/{{fd}}').read(), end='')\n"
+        );
+        edit_misses(
+            &ws,
+            &ws.path("in.txt"),
+            &["--", py.to_str().unwrap(), "-S", "-c", &script],
+        );
+    }
+}
+
+/// bash's `<(cmd)` is /dev/fd/63, a pipe: no file, and the run is still recorded.
+#[test]
+fn a_process_substitution_stays_recordable() {
+    let ws = Ws::new();
+    edit_misses(
+        &ws,
+        &ws.path("in.txt"),
+        &["--", "bash", "-c", "cat <(cat in.txt)"],
+    );
+}
+
+/// A deleted file read through its fd: what it held is gone, so the run is not recorded.
+#[test]
+fn a_read_through_the_fd_of_a_deleted_file_is_unrecorded() {
+    let Some(py) = python() else { return };
+    let ws = Ws::new();
+    let script = "import os\n\
+                  f = open('tmp.txt', 'w+')\n\
+                  f.write('T1\\n'); f.flush()\n\
+                  os.unlink('tmp.txt')\n\
+                  print(open(f'/proc/self/fd/{f.fileno()}').read(), end='')\n";
+    for round in 0..2 {
+        let (o, out) = traced_ok(&ws, &["--", py.to_str().unwrap(), "-S", "-c", script]);
+        assert_eq!(out, "T1\n");
+        assert_miss(&o);
+        assert!(
+            stderr(&o).contains("whose target cannot be known"),
+            "round {round}: the reason is shown under -v: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(
+        crate::common::record_count(&ws),
+        0,
+        "nothing may be recorded"
+    );
+}
+
+/// `--stdin` spools stdin to an unnamed (deleted) file in the cache directory: reading
+/// it through /dev/stdin is the declared input, and the run is recorded.
+#[test]
+fn dev_stdin_of_a_spooled_stdin_stays_recordable() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let ws = Ws::new();
+    for (want_hit, input) in [(false, "S1\n"), (true, "S1\n"), (false, "S2\n")] {
+        let mut c = ws.idem(&[
+            "run",
+            "--trace",
+            "-v",
+            "--stdin",
+            "--",
+            "sh",
+            "-c",
+            "cat /dev/stdin",
+        ]);
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn idem");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().expect("wait idem");
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_eq!(stdout(&o), input);
+        assert_eq!(
+            crate::common::is_hit(&o),
+            want_hit,
+            "stderr:\n{}",
+            stderr(&o)
+        );
+        assert!(warnings(&o).is_empty(), "{}", stderr(&o));
+    }
+}
