@@ -167,8 +167,12 @@ pub fn findings(
         return None;
     };
     if tracing.net_allow {
-        log.unknowable
-            .retain(|u| !matches!(u.reason, Reason::InetSocket { .. }));
+        log.unknowable.retain(|u| {
+            !matches!(
+                u.reason,
+                Reason::InetSocket { .. } | Reason::InetBind { .. }
+            )
+        });
     }
     let opts = TraceOpts {
         ws: &task.ws,
@@ -224,10 +228,12 @@ pub fn findings(
             ui::escape_controls(&found.unrecordable.join("; "))
         ));
     } else {
-        let net = log
-            .unknowable
-            .iter()
-            .any(|u| matches!(u.reason, Reason::InetSocket { .. }));
+        let net = log.unknowable.iter().any(|u| {
+            matches!(
+                u.reason,
+                Reason::InetSocket { .. } | Reason::InetBind { .. }
+            )
+        });
         let hint = if net {
             " (it used the network: declare what it fetches with -u and pass --trace-net=allow)"
         } else {

@@ -155,21 +155,29 @@ impl Ctx {
         self.log.record(tid, path, Access::Write(w));
     }
 
-    fn socket_family(&mut self, tid: i32, addr: u64) {
+    /// Marks the run unknowable when the `struct sockaddr` at `addr` is not local:
+    /// `connect`/`send*` reach a remote state, `bind` lets the network send in.
+    fn socket_family(&mut self, tid: i32, addr: u64, bind: bool) {
         if addr == 0 {
             return;
         }
         let mut fam = [0u8; 2];
         if !memory::read_exact(tid, addr, &mut fam) {
-            self.log
-                .unknowable(tid, Reason::Unreadable { syscall: "connect" });
+            let syscall = if bind { "bind" } else { "connect" };
+            self.log.unknowable(tid, Reason::Unreadable { syscall });
             return;
         }
         let family = u16::from_ne_bytes(fam);
         let local = [libc::AF_UNSPEC, libc::AF_UNIX, libc::AF_NETLINK];
-        if !local.contains(&(family as i32)) {
-            self.log.unknowable(tid, Reason::InetSocket { family });
+        if local.contains(&(family as i32)) {
+            return;
         }
+        let reason = if bind {
+            Reason::InetBind { family }
+        } else {
+            Reason::InetSocket { family }
+        };
+        self.log.unknowable(tid, reason);
     }
 
     /// Decodes a call at its seccomp stop. Returns what to finish at the exit stop, or
@@ -250,18 +258,18 @@ impl Ctx {
             }
             Sys::Utime | Sys::Utimes => self.utime(tid, sys, CWD, a[0]),
             Sys::FutimesAt | Sys::UtimensAt => self.utime(tid, sys, as_dirfd(a[0]), a[1]),
-            Sys::Connect => {
-                self.socket_family(tid, a[1]);
+            Sys::Connect | Sys::Bind => {
+                self.socket_family(tid, a[1], sys == Sys::Bind);
                 None
             }
             Sys::SendTo => {
-                self.socket_family(tid, a[4]);
+                self.socket_family(tid, a[4], false);
                 None
             }
             Sys::SendMsg => {
                 // struct msghdr starts with `void *msg_name`.
                 if let Some(name) = memory::read_u64(tid, a[1]) {
-                    self.socket_family(tid, name);
+                    self.socket_family(tid, name, false);
                 }
                 None
             }
@@ -269,7 +277,7 @@ impl Ctx {
                 // struct mmsghdr { struct msghdr (56 bytes); unsigned msg_len; } = 64 bytes.
                 for i in 0..a[2].min(64) {
                     if let Some(name) = memory::read_u64(tid, a[1] + i * 64) {
-                        self.socket_family(tid, name);
+                        self.socket_family(tid, name, false);
                     }
                 }
                 None
@@ -277,6 +285,16 @@ impl Ctx {
             Sys::IoUringSetup => {
                 self.log.unknowable(tid, Reason::IoUring);
                 None
+            }
+            Sys::OpenByHandleAt => {
+                // Opens a file by an opaque handle: no path the tracer could record.
+                self.log.unknowable(tid, Reason::OpenByHandle);
+                None
+            }
+            Sys::NameToHandleAt => {
+                // A lookup by name (the handle is opened later, unknowably).
+                let follow = a[4] & libc::AT_SYMLINK_FOLLOW as u64 != 0;
+                self.lookup(tid, sys, as_dirfd(a[0]), a[1], follow, false)
             }
         }
     }

@@ -13,6 +13,7 @@ mod lookups;
 mod make;
 mod outputs;
 mod processes;
+mod unknowable;
 mod unrecorded;
 
 use std::path::{Path, PathBuf};
