@@ -15,10 +15,14 @@ fn ws_in(parent: &Path, cache: Option<PathBuf>) -> Ws {
 }
 
 /// Runs `cmd` (which prints the content of `input`): a miss printing W1, a hit, then
-/// after an edit of `input` a miss printing W2.
+/// after an edit of `input` a miss printing W2. The edit keeps the size and the mtime,
+/// so only a read of the content (not a stat probe) can see it.
 #[track_caller]
 fn edit_misses(ws: &Ws, input: &Path, cmd: &[&str]) {
     std::fs::write(input, "W1\n").expect("write input");
+    let mtime = std::fs::metadata(input)
+        .and_then(|m| m.modified())
+        .expect("mtime");
     let (o, out) = traced_ok(ws, cmd);
     assert_miss(&o);
     assert_eq!(out, "W1\n");
@@ -26,6 +30,11 @@ fn edit_misses(ws: &Ws, input: &Path, cmd: &[&str]) {
     assert_hit(&o);
     assert_eq!(out, "W1\n");
     std::fs::write(input, "W2\n").expect("edit input");
+    std::fs::File::options()
+        .write(true)
+        .open(input)
+        .and_then(|f| f.set_modified(mtime))
+        .expect("restore the mtime");
     let (o, out) = traced_ok(ws, cmd);
     assert_miss(&o);
     assert_eq!(
