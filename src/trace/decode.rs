@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::memory::{self, as_dirfd, Cwds};
 use super::model::{Access, Inputs, Reason, TraceLog, Writes};
+use super::noise::Noise;
 use super::procfs::{self, Magic};
 use super::syscalls::Sys;
 
@@ -14,8 +15,7 @@ use super::syscalls::Sys;
 pub struct Ctx {
     pub log: TraceLog,
     pub cwds: Cwds,
-    pub ignore: Vec<PathBuf>,
-    pub traced: Vec<PathBuf>,
+    pub noise: Noise,
 }
 
 /// What a call still needs at its syscall-exit stop.
@@ -102,19 +102,8 @@ fn probe(follow: bool) -> Inputs {
 }
 
 impl Ctx {
-    /// Noise: the longest prefix of `p` among the ignored and the traced prefixes is an
-    /// ignored one (/dev/null is noise, /dev/shm/x is not, nor is a workspace under /dev).
     fn ignored(&self, p: &Path) -> bool {
-        let longest = |list: &[PathBuf]| {
-            list.iter()
-                .filter(|prefix| p.starts_with(prefix))
-                .map(|prefix| prefix.components().count())
-                .max()
-        };
-        match longest(&self.ignore) {
-            None => false,
-            Some(ignored) => longest(&self.traced).is_none_or(|traced| traced < ignored),
-        }
+        self.noise.ignored(p)
     }
 
     /// Resolves a path argument, following /proc magic links (`/proc/self/fd/N/…`,

@@ -10,6 +10,7 @@ mod decode;
 mod filter;
 mod memory;
 pub mod model;
+mod noise;
 mod procfs;
 mod spawn;
 pub mod syscalls;
@@ -113,8 +114,10 @@ impl Tracer {
         let ctx = decode::Ctx {
             log: TraceLog::default(),
             cwds: memory::Cwds::default(),
-            ignore: opts.ignore_prefixes.clone(),
-            traced: opts.traced_prefixes.clone(),
+            noise: noise::Noise {
+                ignore: opts.ignore_prefixes.clone(),
+                traced: opts.traced_prefixes.clone(),
+            },
         };
         Ok(Tracer {
             root: spawned.pid,
