@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::memory::{self, as_dirfd, Cwds};
 use super::model::{Access, Inputs, Reason, TraceLog, Writes};
+use super::net;
 use super::noise::Noise;
 use super::procfs::{self, Magic};
 use super::syscalls::Sys;
@@ -249,6 +250,16 @@ impl Ctx {
             Sys::FutimesAt | Sys::UtimensAt => self.utime(tid, sys, as_dirfd(a[0]), a[1]),
             Sys::Connect | Sys::Bind => {
                 self.socket_family(tid, a[1], sys == Sys::Bind);
+                None
+            }
+            Sys::Listen => {
+                // An inet socket never bound is bound by listen to a random port; a
+                // family that cannot be known counts as inet (never recorded wrong).
+                let family =
+                    net::socket_family(tid, as_dirfd(a[0])).unwrap_or(libc::AF_INET as u16);
+                if family as i32 != libc::AF_UNIX {
+                    self.log.unknowable(tid, Reason::InetBind { family });
+                }
                 None
             }
             Sys::SendTo => {

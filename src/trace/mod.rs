@@ -10,6 +10,7 @@ mod decode;
 mod filter;
 mod memory;
 pub mod model;
+mod net;
 mod noise;
 mod procfs;
 mod spawn;

@@ -1,28 +1,23 @@
 //! Traced runs whose outcome the tracer cannot know, so they run every time and are never
-//! recorded: a UDP receiver (the network sends in after `bind`), a file opened by handle
+//! recorded: a UDP receiver or a TCP server (the network sends in after `bind` or
+//! `listen`), a file opened by handle
 //! (`open_by_handle_at`, no path). One warning each, with the reason under `-v`.
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::UdpSocket;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, UdpSocket};
 use std::process::Stdio;
 
 use super::*;
 use crate::common::{assert_miss, is_hit, record_count, Ws};
 
-/// A UDP receiver bound on loopback prints what the test sends it: run twice, both run,
-/// nothing recorded (a replay would print the first datagram forever).
-#[test]
-fn a_udp_receiver_runs_warned_and_unrecorded() {
+/// A receiver (the Python `script`) prints `ready PORT`, then what `send` delivers to
+/// PORT: run twice, both run, nothing recorded (a replay would print the first message
+/// forever); the reason is shown under `-v`.
+fn receiver_runs_warned_and_unrecorded(script: &str, send: impl Fn(u16, &str)) {
     let Some(py) = python() else { return };
     let ws = Ws::new();
-    let script = "import socket\n\
-                  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-                  s.bind(('127.0.0.1', 0))\n\
-                  print('ready', s.getsockname()[1], flush=True)\n\
-                  print(s.recvfrom(100)[0].decode(), flush=True)\n";
-    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP sender");
     for round in 0..2 {
-        let message = format!("datagram {round}");
+        let message = format!("message {round}");
         let mut child = ws
             .idem(&[
                 "run",
@@ -46,9 +41,7 @@ fn a_udp_receiver_runs_warned_and_unrecorded() {
             .strip_prefix("ready ")
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("round {round}: expected 'ready PORT', got {ready:?}"));
-        sender
-            .send_to(message.as_bytes(), ("127.0.0.1", port))
-            .expect("send the datagram");
+        send(port, &message);
         let mut rest = String::new();
         out.read_to_string(&mut rest)
             .expect("read the receiver's output");
@@ -68,6 +61,38 @@ fn a_udp_receiver_runs_warned_and_unrecorded() {
         assert_eq!(warnings(&o).len(), 1, "round {round}: {}", stderr(&o));
     }
     assert_eq!(record_count(&ws), 0, "nothing may be recorded");
+}
+
+/// A UDP receiver bound on loopback, fed one datagram by the test.
+#[test]
+fn a_udp_receiver_runs_warned_and_unrecorded() {
+    let script = "import socket\n\
+                  s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                  s.bind(('127.0.0.1', 0))\n\
+                  print('ready', s.getsockname()[1], flush=True)\n\
+                  print(s.recvfrom(100)[0].decode(), flush=True)\n";
+    let sender = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP sender");
+    receiver_runs_warned_and_unrecorded(script, |port, message| {
+        sender
+            .send_to(message.as_bytes(), ("127.0.0.1", port))
+            .expect("send the datagram");
+    });
+}
+
+/// A TCP server that listens without binding (the kernel picks the port), fed one
+/// connection by the test.
+#[test]
+fn a_tcp_server_listening_unbound_runs_warned_and_unrecorded() {
+    let script = "import socket\n\
+                  s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)\n\
+                  s.listen()\n\
+                  print('ready', s.getsockname()[1], flush=True)\n\
+                  c, _ = s.accept()\n\
+                  print(c.makefile().read(), flush=True)\n";
+    receiver_runs_warned_and_unrecorded(script, |port, message| {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).expect("connect to the server");
+        c.write_all(message.as_bytes()).expect("send the message");
+    });
 }
 
 const BY_HANDLE: &str = r#"
