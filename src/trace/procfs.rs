@@ -70,6 +70,11 @@ fn is_number(n: &OsStr) -> bool {
 }
 
 fn step(tid: i32, p: &Path) -> Step {
+    // The hot path (every traced path): one prefix test, no allocation.
+    let bytes = p.as_os_str().as_bytes();
+    if !bytes.starts_with(b"/proc/") && !bytes.starts_with(b"/dev/") {
+        return Step::Done;
+    }
     let n = names(p);
     match n.first().map(|s| s.as_bytes()) {
         Some(b"dev") if n.len() >= 2 => dev_link(tid, &n),
