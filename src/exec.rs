@@ -297,6 +297,8 @@ fn status_to_exit(status: std::process::ExitStatus) -> Exit {
 pub struct TraceSetup {
     /// Path prefixes never recorded, on top of /proc, /sys and /dev (the cache directory).
     pub ignore_prefixes: Vec<PathBuf>,
+    /// Prefixes traced even under an ignored one, on top of /dev/shm (the workspace root).
+    pub traced_prefixes: Vec<PathBuf>,
 }
 
 /// What tracing came to.

@@ -20,9 +20,11 @@ use crate::store::{hot, trace_sets, Cache};
 use crate::trace::{Inputs, Reason, TraceLog};
 use crate::ui;
 
-/// What the tracer must drop on top of /proc, /sys and /dev: the cache directory.
+/// What the tracer must drop on top of /proc, /sys and /dev: the cache directory; and
+/// what it must trace even there: the workspace (never hidden by an ignored prefix).
 pub fn setup(task: &Task, policy: &Policy) -> TraceSetup {
     TraceSetup {
+        traced_prefixes: vec![task.ws.root.clone()],
         ignore_prefixes: policy
             .cache_dir
             .as_ref()
@@ -165,8 +167,12 @@ pub fn findings(
         return None;
     };
     if tracing.net_allow {
-        log.unknowable
-            .retain(|u| !matches!(u.reason, Reason::InetSocket { .. }));
+        log.unknowable.retain(|u| {
+            !matches!(
+                u.reason,
+                Reason::InetSocket { .. } | Reason::InetBind { .. }
+            )
+        });
     }
     let opts = TraceOpts {
         ws: &task.ws,
@@ -222,10 +228,12 @@ pub fn findings(
             ui::escape_controls(&found.unrecordable.join("; "))
         ));
     } else {
-        let net = log
-            .unknowable
-            .iter()
-            .any(|u| matches!(u.reason, Reason::InetSocket { .. }));
+        let net = log.unknowable.iter().any(|u| {
+            matches!(
+                u.reason,
+                Reason::InetSocket { .. } | Reason::InetBind { .. }
+            )
+        });
         let hint = if net {
             " (it used the network: declare what it fetches with -u and pass --trace-net=allow)"
         } else {

@@ -66,6 +66,8 @@ pub fn run(
     let mut opts = TraceOptions::default();
     opts.ignore_prefixes
         .extend(setup.ignore_prefixes.iter().cloned());
+    opts.traced_prefixes
+        .extend(setup.traced_prefixes.iter().cloned());
     let start = Instant::now();
     let tracer = match Tracer::spawn(tc, &opts) {
         Ok(t) => t,

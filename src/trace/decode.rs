@@ -6,14 +6,17 @@ use std::path::{Path, PathBuf};
 
 use super::memory::{self, as_dirfd, Cwds};
 use super::model::{Access, Inputs, Reason, TraceLog, Writes};
+use super::net;
+use super::noise::Noise;
+use super::procfs::{self, Magic};
 use super::syscalls::Sys;
 
 /// State shared by every decoded call: the log being built, the cwd cache, the noise
-/// prefixes.
+/// prefixes and the prefixes carved out of them.
 pub struct Ctx {
     pub log: TraceLog,
     pub cwds: Cwds,
-    pub ignore: Vec<PathBuf>,
+    pub noise: Noise,
 }
 
 /// What a call still needs at its syscall-exit stop.
@@ -101,11 +104,13 @@ fn probe(follow: bool) -> Inputs {
 
 impl Ctx {
     fn ignored(&self, p: &Path) -> bool {
-        self.ignore.iter().any(|prefix| p.starts_with(prefix))
+        self.noise.ignored(p)
     }
 
-    /// Resolves a path argument; `None` when empty, unresolvable or noise. Marks the run
-    /// unknowable when the string cannot be read.
+    /// Resolves a path argument, following /proc magic links (`/proc/self/fd/N/…`,
+    /// `/dev/fd/N`) to the file they lead to; `None` when empty, unresolvable, not a file
+    /// (a pipe) or noise. Marks the run unknowable when the string cannot be read or a
+    /// magic link's target cannot be known (a deleted file).
     fn path(&mut self, tid: i32, sys: Sys, dirfd: i32, addr: u64) -> Option<PathBuf> {
         let Some(raw) = memory::read_cstr(tid, addr) else {
             if addr != 0 {
@@ -119,6 +124,16 @@ impl Ctx {
             return None;
         };
         let p = memory::resolve(&mut self.cwds, tid, dirfd, &raw)?;
+        let p = match procfs::resolve(tid, p) {
+            Magic::Path(p) => p,
+            Magic::NotAFile => return None,
+            Magic::Unresolvable { link, deleted } => {
+                if !deleted.is_some_and(|former| self.ignored(&former)) {
+                    self.log.unknowable(tid, Reason::UnresolvableLink(link));
+                }
+                return None;
+            }
+        };
         (!self.ignored(&p)).then_some(p)
     }
 
@@ -130,21 +145,29 @@ impl Ctx {
         self.log.record(tid, path, Access::Write(w));
     }
 
-    fn socket_family(&mut self, tid: i32, addr: u64) {
+    /// Marks the run unknowable when the `struct sockaddr` at `addr` is not local:
+    /// `connect`/`send*` reach a remote state, `bind` lets the network send in.
+    fn socket_family(&mut self, tid: i32, addr: u64, bind: bool) {
         if addr == 0 {
             return;
         }
         let mut fam = [0u8; 2];
         if !memory::read_exact(tid, addr, &mut fam) {
-            self.log
-                .unknowable(tid, Reason::Unreadable { syscall: "connect" });
+            let syscall = if bind { "bind" } else { "connect" };
+            self.log.unknowable(tid, Reason::Unreadable { syscall });
             return;
         }
         let family = u16::from_ne_bytes(fam);
         let local = [libc::AF_UNSPEC, libc::AF_UNIX, libc::AF_NETLINK];
-        if !local.contains(&(family as i32)) {
-            self.log.unknowable(tid, Reason::InetSocket { family });
+        if local.contains(&(family as i32)) {
+            return;
         }
+        let reason = if bind {
+            Reason::InetBind { family }
+        } else {
+            Reason::InetSocket { family }
+        };
+        self.log.unknowable(tid, reason);
     }
 
     /// Decodes a call at its seccomp stop. Returns what to finish at the exit stop, or
@@ -225,18 +248,28 @@ impl Ctx {
             }
             Sys::Utime | Sys::Utimes => self.utime(tid, sys, CWD, a[0]),
             Sys::FutimesAt | Sys::UtimensAt => self.utime(tid, sys, as_dirfd(a[0]), a[1]),
-            Sys::Connect => {
-                self.socket_family(tid, a[1]);
+            Sys::Connect | Sys::Bind => {
+                self.socket_family(tid, a[1], sys == Sys::Bind);
+                None
+            }
+            Sys::Listen => {
+                // An inet socket never bound is bound by listen to a random port; a
+                // family that cannot be known counts as inet (never recorded wrong).
+                let family =
+                    net::socket_family(tid, as_dirfd(a[0])).unwrap_or(libc::AF_INET as u16);
+                if family as i32 != libc::AF_UNIX {
+                    self.log.unknowable(tid, Reason::InetBind { family });
+                }
                 None
             }
             Sys::SendTo => {
-                self.socket_family(tid, a[4]);
+                self.socket_family(tid, a[4], false);
                 None
             }
             Sys::SendMsg => {
                 // struct msghdr starts with `void *msg_name`.
                 if let Some(name) = memory::read_u64(tid, a[1]) {
-                    self.socket_family(tid, name);
+                    self.socket_family(tid, name, false);
                 }
                 None
             }
@@ -244,7 +277,7 @@ impl Ctx {
                 // struct mmsghdr { struct msghdr (56 bytes); unsigned msg_len; } = 64 bytes.
                 for i in 0..a[2].min(64) {
                     if let Some(name) = memory::read_u64(tid, a[1] + i * 64) {
-                        self.socket_family(tid, name);
+                        self.socket_family(tid, name, false);
                     }
                 }
                 None
@@ -252,6 +285,16 @@ impl Ctx {
             Sys::IoUringSetup => {
                 self.log.unknowable(tid, Reason::IoUring);
                 None
+            }
+            Sys::OpenByHandleAt => {
+                // Opens a file by an opaque handle: no path the tracer could record.
+                self.log.unknowable(tid, Reason::OpenByHandle);
+                None
+            }
+            Sys::NameToHandleAt => {
+                // A lookup by name (the handle is opened later, unknowably).
+                let follow = a[4] & libc::AT_SYMLINK_FOLLOW as u64 != 0;
+                self.lookup(tid, sys, as_dirfd(a[0]), a[1], follow, false)
             }
         }
     }

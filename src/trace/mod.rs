@@ -10,6 +10,9 @@ mod decode;
 mod filter;
 mod memory;
 pub mod model;
+mod net;
+mod noise;
+mod procfs;
 mod spawn;
 pub mod syscalls;
 mod tracer;
@@ -60,6 +63,11 @@ pub struct TraceOptions {
     /// Path prefixes (whole components) never recorded: /proc, /sys, /dev by default;
     /// the caller adds the cache directory.
     pub ignore_prefixes: Vec<PathBuf>,
+    /// Prefixes carved out of `ignore_prefixes`: /dev/shm (a real tmpfs) by default; the
+    /// caller adds the workspace root. The longest matching prefix of either list
+    /// decides, so the cache directory inside the workspace stays ignored while a
+    /// workspace inside the cache directory (or under /dev) is traced.
+    pub traced_prefixes: Vec<PathBuf>,
     /// Trap readlink/readlinkat (default true). Off, a gcc compile takes 564 stops instead
     /// of 1,881 (cc1 realpath()s every include candidate), at the loss of `LINK` entries
     /// and of directory probes that the opens inside them already cover; see
@@ -74,6 +82,7 @@ impl Default for TraceOptions {
                 .iter()
                 .map(PathBuf::from)
                 .collect(),
+            traced_prefixes: vec![PathBuf::from("/dev/shm")],
             trace_readlink: true,
         }
     }
@@ -106,7 +115,10 @@ impl Tracer {
         let ctx = decode::Ctx {
             log: TraceLog::default(),
             cwds: memory::Cwds::default(),
-            ignore: opts.ignore_prefixes.clone(),
+            noise: noise::Noise {
+                ignore: opts.ignore_prefixes.clone(),
+                traced: opts.traced_prefixes.clone(),
+            },
         };
         Ok(Tracer {
             root: spawned.pid,

@@ -123,6 +123,11 @@ impl PathUse {
 pub enum Reason {
     /// connect/sendto/sendmsg to a non-local socket family (AF_INET = 2, AF_INET6 = 10...).
     InetSocket { family: u16 },
+    /// bind to a non-local socket family: the network can send in (a server, a UDP
+    /// receiver).
+    InetBind { family: u16 },
+    /// open_by_handle_at opens a file by an opaque handle, with no path to record.
+    OpenByHandle,
     /// io_uring's reads and writes bypass the syscalls the tracer sees.
     IoUring,
     /// A setuid/setgid program, which runs without its privileges under the tracer.
@@ -133,6 +138,9 @@ pub enum Reason {
     X32Abi,
     /// A path argument the tracer could not read from the tracee's memory.
     Unreadable { syscall: &'static str },
+    /// A path through a /proc magic link (`/proc/self/fd/N/…`, `/dev/fd/N`) whose target
+    /// cannot be known: a deleted file, an unreadable link.
+    UnresolvableLink(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

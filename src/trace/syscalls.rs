@@ -44,10 +44,14 @@ pub enum Sys {
     FutimesAt,
     UtimensAt,
     Connect,
+    Bind,
+    Listen,
     SendTo,
     SendMsg,
     SendMmsg,
     IoUringSetup,
+    OpenByHandleAt,
+    NameToHandleAt,
 }
 
 impl Sys {
@@ -92,10 +96,14 @@ impl Sys {
             Sys::FutimesAt => "futimesat",
             Sys::UtimensAt => "utimensat",
             Sys::Connect => "connect",
+            Sys::Bind => "bind",
+            Sys::Listen => "listen",
             Sys::SendTo => "sendto",
             Sys::SendMsg => "sendmsg",
             Sys::SendMmsg => "sendmmsg",
             Sys::IoUringSetup => "io_uring_setup",
+            Sys::OpenByHandleAt => "open_by_handle_at",
+            Sys::NameToHandleAt => "name_to_handle_at",
         }
     }
 }
@@ -154,10 +162,14 @@ pub const TABLE: &[(i64, Sys)] = &[
     (libc::SYS_futimesat, Sys::FutimesAt),
     (libc::SYS_utimensat, Sys::UtimensAt),
     (libc::SYS_connect, Sys::Connect),
+    (libc::SYS_bind, Sys::Bind),
+    (libc::SYS_listen, Sys::Listen),
     (libc::SYS_sendto, Sys::SendTo),
     (libc::SYS_sendmsg, Sys::SendMsg),
     (libc::SYS_sendmmsg, Sys::SendMmsg),
     (libc::SYS_io_uring_setup, Sys::IoUringSetup),
+    (libc::SYS_open_by_handle_at, Sys::OpenByHandleAt),
+    (libc::SYS_name_to_handle_at, Sys::NameToHandleAt),
 ];
 
 /// aarch64 has only the `*at` forms (its generic syscall table dropped the legacy ones).
@@ -185,10 +197,14 @@ pub const TABLE: &[(i64, Sys)] = &[
     (libc::SYS_truncate, Sys::Truncate),
     (libc::SYS_utimensat, Sys::UtimensAt),
     (libc::SYS_connect, Sys::Connect),
+    (libc::SYS_bind, Sys::Bind),
+    (libc::SYS_listen, Sys::Listen),
     (libc::SYS_sendto, Sys::SendTo),
     (libc::SYS_sendmsg, Sys::SendMsg),
     (libc::SYS_sendmmsg, Sys::SendMmsg),
     (libc::SYS_io_uring_setup, Sys::IoUringSetup),
+    (libc::SYS_open_by_handle_at, Sys::OpenByHandleAt),
+    (libc::SYS_name_to_handle_at, Sys::NameToHandleAt),
 ];
 
 /// The traced syscall with this native number, if any.

@@ -148,13 +148,12 @@ fn push_once(v: &mut Vec<String>, s: String) {
 pub fn reason_phrase(r: &Reason) -> String {
     match r {
         Reason::InetSocket { family } => {
-            let name = match *family as i32 {
-                libc::AF_INET => "AF_INET".to_string(),
-                libc::AF_INET6 => "AF_INET6".to_string(),
-                f => format!("address family {f}"),
-            };
-            format!("connected an inet socket ({name})")
+            format!("connected an inet socket ({})", family_name(*family))
         }
+        Reason::InetBind { family } => {
+            format!("bound an inet socket ({})", family_name(*family))
+        }
+        Reason::OpenByHandle => "opened a file by handle (open_by_handle_at)".to_string(),
         Reason::IoUring => "io_uring".to_string(),
         Reason::SetuidExec(p) => format!("executed setuid {}", shown(p.as_os_str().as_bytes())),
         Reason::ForeignAbi { arch } => format!("made a foreign-ABI syscall (arch {arch:#x})"),
@@ -162,6 +161,18 @@ pub fn reason_phrase(r: &Reason) -> String {
         Reason::Unreadable { syscall } => {
             format!("a path argument of {syscall} could not be read")
         }
+        Reason::UnresolvableLink(p) => format!(
+            "read through {}, whose target cannot be known (a deleted file?)",
+            shown(p.as_os_str().as_bytes())
+        ),
+    }
+}
+
+fn family_name(family: u16) -> String {
+    match family as i32 {
+        libc::AF_INET => "AF_INET".to_string(),
+        libc::AF_INET6 => "AF_INET6".to_string(),
+        f => format!("address family {f}"),
     }
 }
 

@@ -7,11 +7,13 @@
     any(target_arch = "x86_64", target_arch = "aarch64")
 ))]
 
+mod blind;
 mod check;
 mod lookups;
 mod make;
 mod outputs;
 mod processes;
+mod unknowable;
 mod unrecorded;
 
 use std::path::{Path, PathBuf};
