@@ -304,9 +304,19 @@ pub fn run(args: &ExplainArgs) -> Result<i32> {
             // A traced task: only declared dependencies are compared here; its traced
             // entries are judged by the lookup, whose reason ends the explanation.
             let which = if task.traced() { "declared " } else { "" };
-            if items.is_empty() {
+            if items.is_empty() && task.traced() {
+                let are = if ndeps == 1 {
+                    "dependency is"
+                } else {
+                    "dependencies are"
+                };
                 out.push_str(&format!(
-                    "no {which}dependency changed since record {id} ({age}, {ndeps} {which}dependencies)\n"
+                    "the {ndeps} declared {are} unchanged since record {id} ({age}); \
+                     its traced inputs decide\n"
+                ));
+            } else if items.is_empty() {
+                out.push_str(&format!(
+                    "no dependency changed since record {id} ({age}, {ndeps} dependencies)\n"
                 ));
             } else {
                 out.push_str(&format!(
