@@ -459,13 +459,22 @@ remote_rows() {
     local raw_prep="sh -c '$(trash_sh "$WORK/raw-files") && mkdir -p $WORK/raw-files'"
     local -a stream=()
     [[ -z "$files_stream" ]] || stream=(stream "$raw_prep" "$files_stream")
+    # Context: idem writes every file twice (its local cache, then the workspace); a
+    # peer that also keeps a local copy writes the files a second time with `cp -r`.
+    local files_inner=${files_peer#sh -c \'}
+    files_inner=${files_inner%\'}
+    local files_twice="sh -c '$files_inner && cp -r $WORK/remote-src $WORK/raw-files/cache'"
     (cd "$WORK" && measure "remote-$name-files" "${SLOW[*]}" \
         idem "sh -c '$(trash_sh "$C" "$O")'" "$IDEM run --cache-dir $C --remote $url -o $O -- $files_cmd" \
-        raw "$raw_prep" "$files_peer" "${stream[@]}")
+        raw "$raw_prep" "$files_peer" twice "$raw_prep" "$files_twice" "${stream[@]}")
     [[ $(find "$O" -type f | wc -l) -eq $REMOTE_FILES ]] || die "the $name remote did not restore $REMOTE_FILES files"
     python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-files" --kind ratio --max 1.5 \
         --scenario "$name remote hit, $REMOTE_FILES output files (local cache empty)" --target "≤ 1.5" \
         --idem idem --peer raw --peer-label "$tool of the same files, $REMOTE_FILES files written" "$JSON"/remote-"$name"-files.*.json
+    python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-files-twice" --kind info \
+        --scenario "context: the same hit against a peer that also keeps a local copy" --target "—" \
+        --idem idem --peer twice --peer-label "$tool of the same files, written twice (cp -r for the copy)" \
+        --note "idem stores every blob in its local cache, then restores the workspace from it" "$JSON"/remote-"$name"-files.*.json
     if [[ -n "$files_stream" ]]; then
         python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-files-stream" --kind info \
             --scenario "context: the same hit against the transfer alone (no files written)" --target "—" \
