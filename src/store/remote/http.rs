@@ -300,10 +300,10 @@ impl Remote for HttpRemote {
             return Ok(false);
         }
         // At most one byte more than the blob: enough for the hash check to fail.
-        let mut body = resp.into_reader().take(blob.size + 1);
+        let mut body = resp.into_reader().take(blob.size.saturating_add(1));
         // Sized for the blob (one extra byte shows a longer body): a thousand small
         // blobs must not each zero a 64 KiB buffer.
-        let mut buf = vec![0u8; (blob.size + 1).min(1 << 16) as usize];
+        let mut buf = vec![0u8; blob.size.saturating_add(1).min(1 << 16) as usize];
         loop {
             let n = match body.read(&mut buf) {
                 Ok(0) => break,
