@@ -434,7 +434,7 @@ wait_port() {
 # of thousands of files every create scanned the inode bitmap and the row measured the
 # previous run's deletions. Both sides get the same preparation. The trash (and the
 # rows' other many-file directories) is only deleted with the work directory at exit:
-# emptied after the Redis rows, its ~25,000 inodes made every create of the HTTP rows
+# emptied after the Redis rows, its ~40,000 inodes made every create of the HTTP rows
 # that follow scan them (both sides, idem twice: it creates 2,000 files to the peers'
 # 1,000), which is most of why HTTP measured 4 x Redis on the same files (H16).
 trash_sh() { echo "t=\$(mktemp -d $WORK/trash/t.XXXXXX) && for p in $*; do [ ! -e \$p ] || mv \$p \$t/; done"; }
