@@ -445,11 +445,15 @@ wait_port() {
     done
     die "nothing listens on 127.0.0.1:$port"
 }
-# The 1,000-file rows move what a run leaves into a trash directory (emptied after the
-# row) instead of deleting it: ext4 skips inodes deleted in the last minutes when it
-# allocates new ones (recently_deleted), so after `rm -rf` of thousands of files every
-# create scanned the inode bitmap and the row measured the previous run's deletions.
-# Both sides get the same preparation.
+# The 1,000-file rows move what a run leaves into a trash directory instead of deleting
+# it: ext4 skips inodes deleted in the last minutes when it allocates new ones
+# (recently_deleted, 60 s, 360 s while the inode table block is dirty), so after `rm -rf`
+# of thousands of files every create scanned the inode bitmap and the row measured the
+# previous run's deletions. Both sides get the same preparation. The trash (and the
+# rows' other many-file directories) is only deleted with the work directory at exit:
+# emptied after the Redis rows, its ~40,000 inodes made every create of the HTTP rows
+# that follow scan them (both sides, idem twice: it creates 2,000 files to the peers'
+# 1,000), which is most of why HTTP measured 4 x Redis on the same files (H16).
 trash_sh() { echo "t=\$(mktemp -d $WORK/trash/t.XXXXXX) && for p in $*; do [ ! -e \$p ] || mv \$p \$t/; done"; }
 # remote_rows NAME TOOL URL HIT_PEER UPLOAD_PEER UPLOAD_PEER_PREP CLEAR_REMOTE FILES_PEER [FILES_STREAM]
 remote_rows() {
@@ -472,27 +476,52 @@ remote_rows() {
     local raw_prep="sh -c '$(trash_sh "$WORK/raw-files") && mkdir -p $WORK/raw-files'"
     local -a stream=()
     [[ -z "$files_stream" ]] || stream=(stream "$raw_prep" "$files_stream")
+    # Context: idem writes every file twice (its local cache, then the workspace); a
+    # peer that also keeps a local copy writes the files a second time with `cp -r`.
+    local files_inner=${files_peer#sh -c \'}
+    files_inner=${files_inner%\'}
+    local files_twice="sh -c '$files_inner && cp -r $WORK/remote-src $WORK/raw-files/cache'"
     (cd "$WORK" && measure "remote-$name-files" "${SLOW[*]}" \
         idem "sh -c '$(trash_sh "$C" "$O")'" "$IDEM run --cache-dir $C --remote $url -o $O -- $files_cmd" \
-        raw "$raw_prep" "$files_peer" "${stream[@]}")
+        raw "$raw_prep" "$files_peer" twice "$raw_prep" "$files_twice" "${stream[@]}")
     [[ $(find "$O" -type f | wc -l) -eq $REMOTE_FILES ]] || die "the $name remote did not restore $REMOTE_FILES files"
     python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-files" --kind ratio --max 1.5 \
         --scenario "$name remote hit, $REMOTE_FILES output files (local cache empty)" --target "≤ 1.5" \
         --idem idem --peer raw --peer-label "$tool of the same files, $REMOTE_FILES files written" "$JSON"/remote-"$name"-files.*.json
+    python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-files-twice" --kind info \
+        --scenario "context: the same hit against a peer that also keeps a local copy" --target "—" \
+        --idem idem --peer twice --peer-label "$tool of the same files, written twice (cp -r for the copy)" \
+        --note "idem stores every blob in its local cache, then restores the workspace from it" "$JSON"/remote-"$name"-files.*.json
     if [[ -n "$files_stream" ]]; then
         python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-files-stream" --kind info \
             --scenario "context: the same hit against the transfer alone (no files written)" --target "—" \
             --idem idem --peer stream --peer-label "$tool of the same bytes into one stream" "$JSON"/remote-"$name"-files.*.json
     fi
-    rm -rf "$WORK/trash"
+    # Context for the upload: the same miss with no remote (what idem does before it
+    # can upload: the blob's name is its hash), and a peer that also keeps the output
+    # (`cat > file`, no hashing) before uploading it.
+    local CL="$WORK/cache-local-$name" kept="$WORK/up-capture.bin"
+    local up_inner=${up_peer#sh -c \'}
+    up_inner=${up_inner%\'}
+    local capture_up="sh -c 'cat $ROUT > $kept && ${up_inner//$ROUT/$kept}'"
     (cd "$WORK" && measure "remote-$name-up" "${SLOW[*]}" \
         idem "sh -c 'rm -rf $C && $clear'" "$IDEM run --cache-dir $C --remote $url -- cat $ROUT" \
-        raw "$up_prep" "$up_peer")
+        raw "$up_prep" "$up_peer" \
+        local "rm -rf $CL" "$IDEM run --cache-dir $CL -- cat $ROUT" \
+        capture "sh -c 'rm -f $kept && $up_prep'" "$capture_up")
     python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-up" --kind ratio --max 1.5 \
         --scenario "$name upload: miss recording $((REMOTE_BYTES / MB)) MB of stdout" --target "≤ 1.5" \
         --idem idem --peer raw --peer-label "$tool upload of the same bytes" \
         --note "idem also runs the command, captures, hashes and stores locally" "$JSON"/remote-"$name"-up.*.json
-    rm -rf "$C" "$O" "$WORK/raw-files"
+    python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-up-local" --kind info \
+        --scenario "context: the same miss without a remote, against the raw upload" --target "—" \
+        --idem local --peer raw --peer-label "$tool upload of the same bytes" \
+        --note "what idem must do before its upload can start (the blob's name is its hash)" "$JSON"/remote-"$name"-up.*.json
+    python3 "$LIB" ratio --results "$RESULTS" --id "remote-$name-up-capture" --kind info \
+        --scenario "context: the same upload against keeping the output, then uploading it" --target "—" \
+        --idem idem --peer capture --peer-label "cat big > file && $tool upload of file" "$JSON"/remote-"$name"-up.*.json
+    rm -rf "$C" "$CL" "$kept"
+    sh -c "$(trash_sh "$O" "$WORK/raw-files")"
 }
 
 if want remote; then

@@ -2,8 +2,10 @@
 //! a temporary name and renamed into place, and verified against their hash before any
 //! byte of them is used: a corrupt blob is a miss, never a wrong replay.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 
 use std::path::{Path, PathBuf};
 
@@ -15,13 +17,26 @@ use crate::encode::hex;
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     dir: PathBuf,
+    /// Blobs this process wrote through a [`BlobWriter`], which hashed every byte as it
+    /// went to the file: an upload right after need not read them back to verify them.
+    written: Arc<Mutex<HashSet<[u8; 32]>>>,
 }
 
 impl BlobStore {
     pub fn new(cache_dir: &Path) -> Self {
         Self {
             dir: cache_dir.join("blobs"),
+            written: Arc::default(),
         }
+    }
+
+    /// Whether this process wrote this blob's file itself from bytes it hashed (not a
+    /// copy of an output file, not a blob that was already there).
+    pub fn written_here(&self, blob: &BlobRef) -> bool {
+        self.written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&blob.hash)
     }
 
     pub fn dir(&self) -> &Path {
@@ -44,10 +59,7 @@ impl BlobStore {
 
     /// A writer that hashes what it is given and becomes a blob on `finish`.
     pub fn writer(&self) -> Result<BlobWriter> {
-        let tmp = self.tmp_dir();
-        super::private::create_dir(&tmp)?;
-        let file = tempfile::NamedTempFile::new_in(&tmp)
-            .with_context(|| format!("cannot create a temporary file in {}", tmp.display()))?;
+        let file = self.temp_file()?;
         Ok(BlobWriter {
             store: self.clone(),
             file: std::io::BufWriter::with_capacity(1 << 16, file),
@@ -65,10 +77,7 @@ impl BlobStore {
         if self.contains(&blob) {
             return Ok(blob);
         }
-        let tmp = self.tmp_dir();
-        super::private::create_dir(&tmp)?;
-        let tmpfile = tempfile::NamedTempFile::new_in(&tmp)
-            .with_context(|| format!("cannot create a temporary file in {}", tmp.display()))?;
+        let tmpfile = self.temp_file()?;
         // Copied into the open temporary (0600, created O_EXCL), never by its name:
         // nothing can be written through a link, and no mode is carried over.
         if let Some(f) = injected_fault().filter(|f| size > f.after) {
@@ -83,14 +92,36 @@ impl BlobStore {
         Ok(blob)
     }
 
+    /// A new temporary file (0600, `O_EXCL`) in `blobs/tmp`. The directory is created
+    /// only when it is missing: asking for it before every blob cost a `mkdir` and a
+    /// `stat` per file, thousands for a record of many small outputs.
+    fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        let tmp = self.tmp_dir();
+        let file = match tempfile::NamedTempFile::new_in(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                super::private::create_dir(&tmp)?;
+                tempfile::NamedTempFile::new_in(&tmp)
+            }
+            other => other,
+        };
+        file.with_context(|| format!("cannot create a temporary file in {}", tmp.display()))
+    }
+
+    /// Renames a finished temporary into place, creating its `ab/` directory only when
+    /// the rename says it is missing.
     fn install(&self, tmp: tempfile::NamedTempFile, hash: &[u8; 32]) -> Result<()> {
         let dest = self.path(hash);
-        let parent = dest
-            .parent()
-            .context("blob path has a parent by construction")?;
-        super::private::create_dir(parent)?;
-        tmp.persist(&dest)
-            .map_err(|e| e.error)
+        let res = match tmp.persist(&dest) {
+            Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => {
+                let parent = dest
+                    .parent()
+                    .context("blob path has a parent by construction")?;
+                super::private::create_dir(parent)?;
+                e.file.persist(&dest)
+            }
+            other => other,
+        };
+        res.map_err(|e| e.error)
             .with_context(|| format!("cannot store blob {}", dest.display()))?;
         Ok(())
     }
@@ -212,12 +243,21 @@ impl BlobWriter {
         if blob.size == 0 || self.store.contains(&blob) {
             return Ok(blob);
         }
+        self.persist(blob)
+    }
+
+    fn persist(self, blob: BlobRef) -> Result<BlobRef> {
         let tmp = self
             .file
             .into_inner()
             .map_err(|e| e.into_error())
             .context("cannot flush captured output")?;
-        self.store.install(tmp, &hash)?;
+        self.store.install(tmp, &blob.hash)?;
+        self.store
+            .written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(blob.hash);
         Ok(blob)
     }
 
@@ -232,7 +272,12 @@ impl BlobWriter {
                 hex(&expected.hash)
             );
         }
-        self.finish()
+        // Downloads are of blobs the store lacked: no second look before the rename
+        // (a copy another process stored meanwhile has the same bytes).
+        if got.size == 0 {
+            return Ok(got);
+        }
+        self.persist(got)
     }
 }
 

@@ -140,3 +140,57 @@ fn a_lying_webdav_blob_in_a_batch_is_never_replayed() {
         },
     );
 }
+
+/// A blob already in A's cache (stored by an earlier run, not written by this one) is
+/// read back and verified before it is uploaded: damaged on disk, it stops the upload,
+/// and B runs the step instead of replaying the damage.
+fn a_damaged_local_blob_is_never_uploaded(remote: &str, env: &[(&str, &str)]) {
+    const BYTES: &str = "the same bytes from two commands\n";
+    let fleet = Fleet::new();
+    let (a, b) = (fleet.machine(), fleet.machine());
+    let first = a.run(&[
+        "--",
+        "sh",
+        "-c",
+        "printf 'the same bytes from two commands\\n'",
+    ]);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert_eq!(stdout(&first), BYTES);
+    let hash = blake3::hash(BYTES.as_bytes()).to_hex();
+    let blob = a.cache.join("blobs").join(&hash[..2]).join(&hash[2..]);
+    let damaged: Vec<u8> = BYTES.bytes().map(|c| c ^ 0x20).collect();
+    std::fs::write(&blob, &damaged).expect("damage the local blob");
+    // Another command with the same stdout: its capture finds that blob already stored.
+    let cmd = [
+        "sh",
+        "-c",
+        r#"echo run >> "$0"; printf 'the same bytes from two commands\n'"#,
+        fleet.counter.to_str().expect("utf-8"),
+    ];
+    let ra = output(idem(&a, remote, &["-v"], env, &cmd));
+    let err = stderr(&ra);
+    assert_eq!(ra.status.code(), Some(0), "{err}");
+    assert_eq!(stdout(&ra), BYTES);
+    assert!(err.contains("not uploading record"), "{err}");
+    assert!(err.contains("corrupt"), "{err}");
+    assert!(!err.contains("uploaded to the remote"), "{err}");
+    let rb = output(idem(&b, remote, &[], env, &cmd));
+    assert_eq!(rb.status.code(), Some(0), "{}", stderr(&rb));
+    assert_eq!(fleet.runs(), 2, "B replayed: {}", stderr(&rb));
+    assert_eq!(stdout(&rb), BYTES);
+}
+
+#[test]
+fn a_damaged_local_blob_is_never_uploaded_to_redis() {
+    let Some(redis) = Redis::start() else { return };
+    a_damaged_local_blob_is_never_uploaded(&redis.url(), &[]);
+}
+
+#[test]
+fn a_damaged_local_blob_is_never_uploaded_to_webdav() {
+    let Some(nginx) = webdav() else { return };
+    a_damaged_local_blob_is_never_uploaded(
+        &nginx.url("/cache/team"),
+        &[("IDEM_REMOTE_TOKEN", TOKEN)],
+    );
+}

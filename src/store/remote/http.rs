@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -64,12 +64,18 @@ pub struct HttpRemote {
     /// Scheme, host and path prefix, without credentials or a trailing slash.
     base: String,
     auth: Option<String>,
+    /// Built on the first request: building one loads every root certificate of the
+    /// system (~5 ms), which a run whose local cache hits never needs.
+    agents: OnceLock<Agents>,
+    timeout: Duration,
+}
+
+struct Agents {
     /// GET and HEAD: redirects followed (ureq drops `Authorization` on every redirect).
-    agent: ureq::Agent,
+    get: ureq::Agent,
     /// PUT: redirects never followed (ureq would turn a redirected PUT into a GET and
     /// report its answer as the upload's), so a 3xx is a failed upload.
-    put_agent: ureq::Agent,
-    timeout: Duration,
+    put: ureq::Agent,
 }
 
 fn base64(input: &[u8]) -> String {
@@ -154,20 +160,28 @@ impl HttpRemote {
             .ok()
             .filter(|t| !t.is_empty());
         let auth = token.map(|t| format!("Bearer {t}")).or(url_auth);
-        let builder = || {
-            ureq::AgentBuilder::new()
-                .timeout_connect(timeout)
-                .timeout_read(timeout)
-                .timeout_write(timeout)
-                .user_agent(concat!("idem/", env!("CARGO_PKG_VERSION")))
-                .max_idle_connections_per_host(JOBS)
-        };
         Ok(Self {
             base,
             auth,
-            agent: builder().build(),
-            put_agent: builder().redirects(0).build(),
+            agents: OnceLock::new(),
             timeout,
+        })
+    }
+
+    fn agents(&self) -> &Agents {
+        self.agents.get_or_init(|| {
+            let builder = || {
+                ureq::AgentBuilder::new()
+                    .timeout_connect(self.timeout)
+                    .timeout_read(self.timeout)
+                    .timeout_write(self.timeout)
+                    .user_agent(concat!("idem/", env!("CARGO_PKG_VERSION")))
+                    .max_idle_connections_per_host(JOBS)
+            };
+            Agents {
+                get: builder().build(),
+                put: builder().redirects(0).build(),
+            }
         })
     }
 
@@ -182,10 +196,11 @@ impl HttpRemote {
     /// replace it): a stalled transfer then fails after one timeout of silence, and the
     /// watchdog bounds the whole.
     fn request(&self, method: &str, kind: &str, key: &str) -> ureq::Request {
+        let agents = self.agents();
         let agent = if method == "PUT" {
-            &self.put_agent
+            &agents.put
         } else {
-            &self.agent
+            &agents.get
         };
         let r = agent.request(method, &self.url(kind, key));
         let r = if kind == "blob" && method != "HEAD" {
@@ -285,8 +300,10 @@ impl Remote for HttpRemote {
             return Ok(false);
         }
         // At most one byte more than the blob: enough for the hash check to fail.
-        let mut body = resp.into_reader().take(blob.size + 1);
-        let mut buf = vec![0u8; 1 << 16];
+        let mut body = resp.into_reader().take(blob.size.saturating_add(1));
+        // Sized for the blob (one extra byte shows a longer body): a thousand small
+        // blobs must not each zero a 64 KiB buffer.
+        let mut buf = vec![0u8; blob.size.saturating_add(1).min(1 << 16) as usize];
         loop {
             let n = match body.read(&mut buf) {
                 Ok(0) => break,
