@@ -160,6 +160,8 @@ impl Tally {
                 && line.contains("is missing")
                 && line.ends_with("running the command"))
             || (line.contains("not uploading record") && line.contains("is missing"))
+            // The same sweep between the upload's check and its read of the blob.
+            || (line.contains("blob upload failed (blob") && line.contains("is missing"))
         {
             // The same race seen later: the record was evicted (and its blobs swept)
             // between this run's lookup or record and its replay or upload.

@@ -153,9 +153,16 @@ impl Tier {
             .collect();
         // Only verified bytes leave the machine: a corrupt local blob stops the upload.
         // A blob this run wrote from bytes it hashed on the way (captured stdout and
-        // stderr) is not read back for that: 100 MB of output cost a second pass.
-        for blob in missing.iter().filter(|b| !store.written_here(b)) {
-            if let Err(e) = store.open_verified(blob) {
+        // stderr) is not read back for that: 100 MB of output cost a second pass; it is
+        // only checked to be still there with its size (a concurrent gc may have swept
+        // it: that skips this upload, it is no fault of the remote's).
+        for blob in &missing {
+            let checked = if store.written_here(blob) {
+                open_sized(store, blob).map(drop)
+            } else {
+                store.open_verified(blob).map(drop)
+            };
+            if let Err(e) = checked {
                 self.warn(format!("not uploading record {id}: {e:#}"));
                 return false;
             }
